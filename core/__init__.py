@@ -1,0 +1,1 @@
+"""Power Buyer platform kernel: configuration, database, tenancy, plugins, jobs."""

@@ -1,0 +1,81 @@
+"""The application factory.
+
+Extensions are initialised here, in order. The components named in `COMPONENTS`
+(tenant resolution, then the web blueprints) are loaded last by name, so the kernel
+never imports the layers that sit on top of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from flask import Flask
+from flask_security import Security
+from flask_wtf import CSRFProtect
+from htmx_flask import Htmx
+from redis import Redis
+
+from core import dbroles, embedded, logs
+from core.config import check_production, load_config
+from core.db import db
+from core.security.datastore import TenantUserDatastore
+from core.security.models import Role, User
+from core.security.sessions import TenantSessionInterface
+
+DEFAULT_COMPONENTS = ("tenants", "web")
+
+csrf = CSRFProtect()
+security = Security()
+htmx = Htmx()
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    config = load_config(overrides)
+    check_production(config)
+    logs.configure(config["LOG_FORMAT"])
+
+    app = Flask("powerbuyer", instance_path=config["INSTANCE_PATH"], static_folder=None)
+    app.config.update(config)
+    _connect_database(app)
+    _connect_redis(app)
+
+    db.init_app(app)
+    app.session_interface = TenantSessionInterface()
+    # CSRFProtect must be initialised before Security, which relies on it.
+    csrf.init_app(app)
+    security.init_app(app, TenantUserDatastore(db, User, Role))
+    htmx.init_app(app)
+
+    from core import jobs, plugins
+
+    plugins.init_app(app)
+    jobs.init_app(app)
+
+    for name in app.config.get("COMPONENTS", DEFAULT_COMPONENTS):
+        importlib.import_module(name).init_app(app)
+    return app
+
+
+def _connect_database(app: Flask) -> None:
+    url = app.config["DATABASE_URL"]
+    if not url:
+        url = embedded.postgres_url(app.config["INSTANCE_PATH"])
+        app.config["DATABASE_URL"] = url
+    urls = dbroles.resolve(
+        url, app.config["DATABASE_ADMIN_URL"], app.config["APP_DB_ROLE"], app.config["SECRET_KEY"]
+    )
+    app.config["SQLALCHEMY_DATABASE_URI"] = urls.app
+    app.config["DATABASE_ADMIN_URL"] = urls.admin
+
+
+def _connect_redis(app: Flask) -> None:
+    url = app.config["REDIS_URL"]
+    if not url:
+        url = embedded.redis_url(app.config["INSTANCE_PATH"])
+        app.config["REDIS_URL"] = url
+    app.extensions["redis"] = Redis.from_url(url)
+
+
+def redis_client(app: Flask) -> Redis:
+    return app.extensions["redis"]

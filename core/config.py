@@ -1,0 +1,97 @@
+"""Configuration from the environment (and `.env`), validated once at start-up.
+
+Development needs no configuration at all: with no DATABASE_URL or REDIS_URL the
+embedded servers are used. Production refuses to start with development secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+DEV_SECRET_KEY = "dev-secret-key-not-for-production"
+DEV_MASTER_KEY = "dev-master-key-not-for-production"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the requested mode."""
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask config dict from environment variables, then `overrides`."""
+    load_dotenv(override=False)
+    env = os.environ.get("POWERBUYER_ENV", "development")
+    instance = Path(os.environ.get("POWERBUYER_INSTANCE", Path.cwd() / "instance")).resolve()
+    config: dict[str, Any] = {
+        "ENV_NAME": env,
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": os.environ.get("SECRET_KEY", DEV_SECRET_KEY),
+        "MASTER_KEY": os.environ.get("MASTER_KEY", DEV_MASTER_KEY),
+        # The application's own connection. When its role may create roles, the app
+        # derives a non-superuser login role from it and keeps this URL for admin work.
+        "DATABASE_URL": os.environ.get("DATABASE_URL"),
+        # Privileged connection for provisioning and migrations, when DATABASE_URL is
+        # already the unprivileged application role.
+        "DATABASE_ADMIN_URL": os.environ.get("DATABASE_ADMIN_URL"),
+        "REDIS_URL": os.environ.get("REDIS_URL"),
+        "SERVER_NAME": os.environ.get("SERVER_NAME", "localhost:5000"),
+        "PREFERRED_URL_SCHEME": os.environ.get("PREFERRED_URL_SCHEME", "http"),
+        "APP_DB_ROLE": os.environ.get("APP_DB_ROLE", "powerbuyer_app"),
+        "DB_ROLE_PREFIX": os.environ.get("DB_ROLE_PREFIX", ""),
+        "STRICT_PLUGINS": _env_bool("POWERBUYER_STRICT_PLUGINS"),
+        "RQ_QUEUE_PREFIX": os.environ.get("RQ_QUEUE_PREFIX", "pb"),
+        "JOB_HEARTBEAT_SECONDS": float(os.environ.get("JOB_HEARTBEAT_SECONDS", "2")),
+        "JOB_ABANDONED_AFTER_SECONDS": float(os.environ.get("JOB_ABANDONED_AFTER_SECONDS", "30")),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "json" if env == "production" else "text"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env == "production",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "WTF_CSRF_TIME_LIMIT": None,
+        # Flask-Security (password login; MFA and tokens come with the identity issue).
+        "SECURITY_PASSWORD_HASH": "argon2",
+        "SECURITY_PASSWORD_SALT": os.environ.get("SECURITY_PASSWORD_SALT", "powerbuyer-dev-salt"),
+        "SECURITY_EMAIL_VALIDATOR_ARGS": {"check_deliverability": False},
+        "SECURITY_REGISTERABLE": False,
+        "SECURITY_SEND_REGISTER_EMAIL": False,
+        "SECURITY_POST_LOGIN_VIEW": "/",
+        "SECURITY_POST_LOGOUT_VIEW": "/login",
+        "SECURITY_LOGIN_URL": "/login",
+        "SECURITY_LOGOUT_URL": "/logout",
+        "SECURITY_LOGOUT_METHODS": ["POST"],
+        "SECURITY_CSRF_IGNORE_UNAUTH_ENDPOINTS": False,
+        "SECURITY_FLASH_MESSAGES": True,
+        "SECURITY_URL_PREFIX": None,
+    }
+    if overrides:
+        config.update(overrides)
+    return config
+
+
+def check_production(config: dict[str, Any]) -> None:
+    """Refuse to run production with development secrets or embedded servers."""
+    if config["ENV_NAME"] != "production":
+        return
+    problems = []
+    if config["SECRET_KEY"] in (DEV_SECRET_KEY, "", None):
+        problems.append("SECRET_KEY is unset or the development value")
+    if config["MASTER_KEY"] in (DEV_MASTER_KEY, "", None):
+        problems.append("MASTER_KEY is unset or the development value")
+    if config["SECURITY_PASSWORD_SALT"] == "powerbuyer-dev-salt":
+        problems.append("SECURITY_PASSWORD_SALT is the development value")
+    if not config["DATABASE_URL"]:
+        problems.append("DATABASE_URL is required in production")
+    if not config["REDIS_URL"]:
+        problems.append("REDIS_URL is required in production")
+    if problems:
+        raise ConfigError("refusing to start in production: " + "; ".join(problems))

@@ -1,0 +1,9 @@
+"""Plugin manager (draft; filled in by the plugins work)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Users, roles and login. Each tenant's users live in its own schema."""

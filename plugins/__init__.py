@@ -1,0 +1,1 @@
+"""In-tree plugins, each registered through the powerbuyer.plugins entry point."""

@@ -1,0 +1,1 @@
+"""In-tree plugin payments_stripe."""

@@ -1,0 +1,1 @@
+"""In-tree plugin premium_life."""

@@ -1,0 +1,170 @@
+"""Session-wide test infrastructure: a real PostgreSQL and a real Redis.
+
+`TEST_DATABASE_URL` / `REDIS_URL` point at servers when set (CI); otherwise the
+embedded servers under `instance/` are started. The test database is created afresh
+each session, and two tenants, `alpha` and `beta`, exist in every session.
+
+Database roles are cluster-wide, so everything the suite creates carries the
+`pbtest_` prefix and is dropped at the start of the next session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_security import hash_password
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from core import embedded
+from core.app import create_app
+from core.tenancy import Tenant
+from tenants import provisioning, registry
+from tenants.admin import admin_engine
+from tenants.cli import upgrade_public
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLE_PREFIX = "pbtest_"
+APP_ROLE = "pbtest_app"
+TEST_DB = "powerbuyer_test"
+PASSWORD = "correct horse battery staple"
+
+
+def _server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    return embedded.postgres_url(ROOT / "instance", database="postgres")
+
+
+def _recreate_database(server_url: str) -> str:
+    """Drop and create the test database and this suite's roles; return its URL."""
+    parsed = make_url(server_url).set(drivername="postgresql")
+    database = parsed.database if os.environ.get("TEST_DATABASE_URL") else TEST_DB
+    maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+        for (role,) in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (ROLE_PREFIX + "%",)
+        ).fetchall():
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    return parsed.set(database=database).render_as_string(hide_password=False)
+
+
+def _redis_url() -> str:
+    return os.environ.get("REDIS_URL") or embedded.redis_url(ROOT / "instance")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return _recreate_database(_server_url())
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url: str) -> dict:
+    """Config overrides every app in the suite uses (also for spawned processes)."""
+    return {
+        "ENV_NAME": "test",
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "DATABASE_ADMIN_URL": None,
+        "REDIS_URL": _redis_url(),
+        "DB_ROLE_PREFIX": ROLE_PREFIX,
+        "APP_DB_ROLE": APP_ROLE,
+        "RQ_QUEUE_PREFIX": "pbtest",
+        "SERVER_NAME": "localhost:5000",
+        "WTF_CSRF_ENABLED": False,
+        "INSTANCE_PATH": str(ROOT / "instance"),
+        "JOB_HEARTBEAT_SECONDS": 0.5,
+        "JOB_ABANDONED_AFTER_SECONDS": 3,
+    }
+
+
+@pytest.fixture(scope="session")
+def app(app_config: dict) -> Iterator[Flask]:
+    app = create_app(app_config)
+    upgrade_public(app)
+    redis = app.extensions["redis"]
+    for key in redis.scan_iter("pbtest*"):
+        redis.delete(key)
+    for key in redis.scan_iter("pb:*"):
+        redis.delete(key)
+    with app.app_context():
+        for slug in ("alpha", "beta"):
+            make_tenant(app, slug)
+    yield app
+
+
+def make_tenant(app: Flask, slug: str, name: str | None = None) -> Tenant:
+    """Provision a tenant with an admin `admin@<slug>.example.com` / PASSWORD."""
+    with app.app_context():
+        return provisioning.create_tenant(
+            admin_engine(app),
+            provisioning.NewTenant(
+                slug, name or slug.title(), f"admin@{slug}.example.com", hash_password(PASSWORD)
+            ),
+            app_role=app.config["APP_DB_ROLE"],
+            role_prefix=app.config["DB_ROLE_PREFIX"],
+        )
+
+
+def tenant(app: Flask, slug: str) -> Tenant:
+    with app.app_context():
+        from core.db import db
+
+        found = registry.by_slug(db.engine, slug)
+    assert found is not None, slug
+    return found
+
+
+@pytest.fixture(scope="session")
+def alpha(app: Flask) -> Tenant:
+    return tenant(app, "alpha")
+
+
+@pytest.fixture(scope="session")
+def beta(app: Flask) -> Tenant:
+    return tenant(app, "beta")
+
+
+class HostClient(FlaskClient):
+    """A test client whose requests all go to one host."""
+
+    base_url = "http://localhost"
+
+    def open(self, *args, **kwargs):  # type: ignore[override]
+        if not kwargs.get("base_url") and not (args and not isinstance(args[0], str)):
+            kwargs["base_url"] = self.base_url
+        return super().open(*args, **kwargs)
+
+
+def host_client(app: Flask, slug: str | None) -> HostClient:
+    """A test client for a tenant's host (or the apex when `slug` is None)."""
+    server = app.config["SERVER_NAME"]
+    client = HostClient(app, app.response_class, use_cookies=True)
+    client.base_url = f"http://{slug}.{server}" if slug else f"http://{server}"
+    return client
+
+
+@pytest.fixture
+def alpha_client(app: Flask, alpha: Tenant) -> FlaskClient:
+    return host_client(app, "alpha")
+
+
+@pytest.fixture
+def beta_client(app: Flask, beta: Tenant) -> FlaskClient:
+    return host_client(app, "beta")
+
+
+@pytest.fixture
+def apex_client(app: Flask) -> FlaskClient:
+    return host_client(app, None)
