@@ -4,8 +4,9 @@
 embedded servers under `instance/` are started. The test database is created afresh
 each session, and two tenants, `alpha` and `beta`, exist in every session.
 
-Database roles are cluster-wide, so everything the suite creates carries the
-`pbtest_` prefix and is dropped at the start of the next session.
+Database roles are cluster-wide, so every role the suite creates carries a prefix
+made of the test database's name and is dropped at the start of the next session;
+two suites on one cluster (say, two checkouts) use two database names.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from tenants.admin import admin_engine
 from tenants.cli import upgrade_public
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLE_PREFIX = "pbtest_"
-APP_ROLE = "pbtest_app"
 TEST_DB = "powerbuyer_test"
 PASSWORD = "correct horse battery staple"
 
@@ -43,17 +42,28 @@ def _server_url() -> str:
     return embedded.postgres_url(ROOT / "instance", database="postgres")
 
 
+def _database_name(server_url: str) -> str:
+    if os.environ.get("TEST_DATABASE_URL"):
+        return make_url(server_url).database or TEST_DB
+    return TEST_DB
+
+
+def role_prefix(database: str) -> str:
+    return f"{database}__"
+
+
 def _recreate_database(server_url: str) -> str:
     """Drop and create the test database and this suite's roles; return its URL."""
     parsed = make_url(server_url).set(drivername="postgresql")
-    database = parsed.database if os.environ.get("TEST_DATABASE_URL") else TEST_DB
+    database = _database_name(server_url)
     maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
     with psycopg.connect(maintenance, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )
         for (role,) in conn.execute(
-            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (ROLE_PREFIX + "%",)
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+            (role_prefix(database),),
         ).fetchall():
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
@@ -72,15 +82,17 @@ def database_url() -> str:
 @pytest.fixture(scope="session")
 def app_config(database_url: str) -> dict:
     """Config overrides every app in the suite uses (also for spawned processes)."""
+    database = make_url(database_url).database
+    assert database
     return {
         "ENV_NAME": "test",
         "TESTING": True,
         "DATABASE_URL": database_url,
         "DATABASE_ADMIN_URL": None,
         "REDIS_URL": _redis_url(),
-        "DB_ROLE_PREFIX": ROLE_PREFIX,
-        "APP_DB_ROLE": APP_ROLE,
-        "RQ_QUEUE_PREFIX": "pbtest",
+        "DB_ROLE_PREFIX": role_prefix(database),
+        "APP_DB_ROLE": role_prefix(database) + "app",
+        "RQ_QUEUE_PREFIX": f"pbtest:{database}",
         "SERVER_NAME": "localhost:5000",
         "WTF_CSRF_ENABLED": False,
         "INSTANCE_PATH": str(ROOT / "instance"),
