@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -25,7 +26,8 @@ from sqlalchemy.engine import make_url
 
 from core import embedded
 from core.app import create_app
-from core.tenancy import Tenant
+from core.db import TenantSession, db
+from core.tenancy import Tenant, tenant_context
 from tenants import provisioning, registry
 from tenants.admin import admin_engine
 from tenants.cli import upgrade_public
@@ -131,8 +133,6 @@ def make_tenant(app: Flask, slug: str, name: str | None = None) -> Tenant:
 
 def tenant(app: Flask, slug: str) -> Tenant:
     with app.app_context():
-        from core.db import db
-
         found = registry.by_slug(db.engine, slug)
     assert found is not None, slug
     return found
@@ -180,3 +180,50 @@ def beta_client(app: Flask, beta: Tenant) -> FlaskClient:
 @pytest.fixture
 def apex_client(app: Flask) -> FlaskClient:
     return host_client(app, None)
+
+
+class _ConnectionBoundSession(TenantSession):
+    """Flask-SQLAlchemy picks the app's engine for mapped classes; send every statement
+    through the test's connection instead."""
+
+    def get_bind(self, *args, **kwargs):  # type: ignore[override]
+        return self.bind
+
+
+@contextmanager
+def rolled_back_session(app: Flask, tenant: Tenant) -> Iterator[None]:
+    """Run in `tenant` with db.session bound to one transaction rolled back at the end.
+
+    Code under test may commit: its commits release savepoints inside the outer
+    transaction, which is never committed.
+    """
+    with app.app_context(), tenant_context(tenant), db.engine.connect() as conn:
+        outer = conn.begin()
+        original = db.session
+        db.session = db._make_scoped_session(
+            {
+                "class_": _ConnectionBoundSession,
+                "bind": conn,
+                "join_transaction_mode": "create_savepoint",
+            }
+        )
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+
+
+@pytest.fixture
+def alpha_db(app: Flask, alpha: Tenant) -> Iterator[None]:
+    """db.session in tenant alpha, rolled back after the test."""
+    with rolled_back_session(app, alpha):
+        yield
+
+
+@pytest.fixture
+def beta_db(app: Flask, beta: Tenant) -> Iterator[None]:
+    """db.session in tenant beta, rolled back after the test."""
+    with rolled_back_session(app, beta):
+        yield
