@@ -54,6 +54,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     for name in app.config.get("COMPONENTS", DEFAULT_COMPONENTS):
         importlib.import_module(name).init_app(app)
+    plugins.startup(app)
     return app
 
 

@@ -10,7 +10,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from tenants import cli, resolver
+    from tenants import cli, plugin_cli, resolver
 
     resolver.init_app(app)
     cli.init_app(app)
+    plugin_cli.init_app(app)
