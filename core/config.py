@@ -52,6 +52,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "RQ_QUEUE_PREFIX": os.environ.get("RQ_QUEUE_PREFIX", "pb"),
         "JOB_HEARTBEAT_SECONDS": float(os.environ.get("JOB_HEARTBEAT_SECONDS", "2")),
         "JOB_ABANDONED_AFTER_SECONDS": float(os.environ.get("JOB_ABANDONED_AFTER_SECONDS", "30")),
+        # Extra modules whose import registers job types (comma-separated; tests use it).
+        "JOB_MODULES": os.environ.get("POWERBUYER_JOB_MODULES", ""),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "json" if env == "production" else "text"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -67,6 +69,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SECURITY_POST_LOGIN_VIEW": "/",
         "SECURITY_POST_LOGOUT_VIEW": "/login",
         "SECURITY_LOGIN_URL": "/login",
+        # Our template, in the app's layout (web/templates).
+        "SECURITY_LOGIN_USER_TEMPLATE": "auth/login.html",
         "SECURITY_LOGOUT_URL": "/logout",
         "SECURITY_LOGOUT_METHODS": ["POST"],
         "SECURITY_CSRF_IGNORE_UNAUTH_ENDPOINTS": False,
