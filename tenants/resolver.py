@@ -2,6 +2,8 @@
 
 `<slug>.<SERVER_NAME>` is a tenant, `SERVER_NAME` itself is the apex (signup and
 marketing only), anything else is unknown. Unknown -> 404, suspended -> 403.
+Endpoints marked with `exempt_endpoint` (health checks, static files) answer on any
+host with no tenant: load balancers probe by IP address.
 """
 
 from __future__ import annotations
@@ -26,9 +28,19 @@ def slug_from_host(host: str, server_name: str) -> str | None:
     return None
 
 
+_EXEMPT = "powerbuyer.host_exempt"
+
+
+def exempt_endpoint(app: Flask, endpoint: str) -> None:
+    """Serve `endpoint` on every host, known or not, without a tenant."""
+    app.extensions.setdefault(_EXEMPT, set()).add(endpoint)
+
+
 def resolve_tenant() -> None:
-    slug = slug_from_host(request.host, current_app.config["SERVER_NAME"])
     g.tenant = None
+    if request.endpoint in current_app.extensions.get(_EXEMPT, ()):
+        return
+    slug = slug_from_host(request.host, current_app.config["SERVER_NAME"])
     if slug is None:
         abort(404, description="This address does not belong to any brokerage.")
     if slug == "":

@@ -1,4 +1,8 @@
-"""Flask blueprints: screens (htmx + Jinja), the apex signup, the portal, /api/v1."""
+"""Flask blueprints: screens (htmx + Jinja), the apex signup, the portal, /api/v1.
+
+`init_app` runs after the tenant resolver is installed (core.app loads "tenants"
+first), so every blueprint's host rule below sees `g.tenant` already decided.
+"""
 
 from __future__ import annotations
 
@@ -6,4 +10,30 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    pass
+    from web import (
+        api,
+        assets,
+        auth,
+        cli,
+        errors,
+        health,
+        jobs,
+        rendering,
+        requestlog,
+        signup,
+        site,
+        urls,
+    )
+
+    requestlog.init_app(app)
+    rendering.init_app(app)
+    urls.init_app(app)
+    errors.init_app(app)
+    assets.init_app(app)
+    health.init_app(app)
+    auth.init_app(app)
+    site.init_app(app)
+    signup.init_app(app)
+    jobs.init_app(app)
+    api.init_app(app)
+    cli.init_app(app)

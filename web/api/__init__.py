@@ -1,0 +1,29 @@
+"""The JSON API under /api/v1, on tenant hosts only.
+
+`spec` routes and documents each endpoint (web/api/openapi.py); its document is served
+at /api/v1/openapi.json. Errors, unknown routes included, are problem+json (web/errors.py
+answers so for every path under /api/). Bearer JWTs arrive with the identity issue.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+from web import hosts
+from web.api.openapi import ApiSpec
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+spec = ApiSpec(
+    bp,
+    title="Power Buyer API",
+    version="1.0.0",
+    description="The brokerage's data, for integrators. Each tenant's API is on its own host.",
+)
+
+# Endpoint modules register on `bp` and `spec` when imported.
+from web.api import meta  # noqa: E402, F401
+
+
+def init_app(app: Flask) -> None:
+    hosts.tenant_only(app, bp.name)
+    app.register_blueprint(bp)
