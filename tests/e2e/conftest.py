@@ -51,8 +51,14 @@ def live_port() -> int:
 
 @pytest.fixture(scope="session")
 def live_config(app_config: dict, app: Flask, live_port: int) -> dict:
-    # `app` first: it creates the database and the session's tenants.
-    return {**app_config, "SERVER_NAME": f"localhost:{live_port}", "TESTING": False}
+    # `app` first: it creates the database and the session's tenants. Own queues, so
+    # the journeys' worker never takes a job another test left queued on purpose.
+    return {
+        **app_config,
+        "SERVER_NAME": f"localhost:{live_port}",
+        "TESTING": False,
+        "RQ_QUEUE_PREFIX": app_config["RQ_QUEUE_PREFIX"] + ":e2e",
+    }
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +91,7 @@ def process_env(config: dict) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker(live_config: dict) -> Iterator[subprocess.Popen]:
     """One real RQ worker process for the session's jobs."""
     proc = subprocess.Popen(
