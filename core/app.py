@@ -75,7 +75,9 @@ def _connect_redis(app: Flask) -> None:
     if not url:
         url = embedded.redis_url(app.config["INSTANCE_PATH"])
         app.config["REDIS_URL"] = url
-    app.extensions["redis"] = Redis.from_url(url)
+    # A connect timeout keeps /readyz and requests from hanging on an unreachable Redis;
+    # no read timeout, because RQ workers block on reads by design.
+    app.extensions["redis"] = Redis.from_url(url, socket_connect_timeout=5)
 
 
 def redis_client(app: Flask) -> Redis:

