@@ -62,6 +62,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         # Flask-Security (password login; MFA and tokens come with the identity issue).
         "SECURITY_PASSWORD_HASH": "argon2",
+        # One minimum for every way a password is set: signup, the CLI, Flask-Security.
+        "SECURITY_PASSWORD_LENGTH_MIN": 12,
         "SECURITY_PASSWORD_SALT": os.environ.get("SECURITY_PASSWORD_SALT", "powerbuyer-dev-salt"),
         "SECURITY_EMAIL_VALIDATOR_ARGS": {"check_deliverability": False},
         "SECURITY_REGISTERABLE": False,

@@ -37,7 +37,7 @@ class Tenant:
 
 def schema_name(slug: str) -> str:
     """`acme-re` -> `t_acme_re`. Slugs never contain `_`, so the mapping is one-to-one."""
-    if not SLUG_RE.match(slug):
+    if not SLUG_RE.fullmatch(slug):
         raise ValueError(f"invalid tenant slug {slug!r}")
     return "t_" + slug.replace("-", "_")
 

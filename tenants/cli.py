@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
+from email_validator import EmailNotValidError, validate_email
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_security import hash_password
+from sqlalchemy.exc import SQLAlchemyError
 
+from core.tenancy import Tenant
 from tenants import migrations, provisioning, registry, runner
 from tenants.admin import admin_engine
 from tenants.models import APP_ROLE_GRANTS
-from tenants.names import InvalidSlug
+from tenants.names import InvalidSlug, validate_slug
 
 tenants_cli = AppGroup("tenants", help="Create, list, suspend, delete and migrate tenants.")
 db_cli = AppGroup("db", help="The shared (public) schema.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
 
@@ -43,29 +47,47 @@ def upgrade_public(app: Flask) -> None:
 def create(slug: str, name: str, admin_email: str, admin_password: str) -> None:
     """Provision a tenant: role, schema at head, default roles and an admin user."""
     try:
+        validate_slug(slug)
+    except InvalidSlug as exc:
+        _fail(str(exc))
+    try:
+        email = validate_email(admin_email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        _fail(f"--admin-email {admin_email!r} is not a valid email address: {exc}")
+    minimum = current_app.config["SECURITY_PASSWORD_LENGTH_MIN"]
+    if len(admin_password) < minimum:
+        _fail(f"--admin-password must be at least {minimum} characters")
+    try:
         tenant = provisioning.create_tenant(
             admin_engine(current_app),
-            provisioning.NewTenant(slug, name, admin_email, hash_password(admin_password)),
+            provisioning.NewTenant(slug, name, email, hash_password(admin_password)),
             app_role=current_app.config["APP_DB_ROLE"],
             role_prefix=current_app.config["DB_ROLE_PREFIX"],
         )
-    except (InvalidSlug, provisioning.TenantExists, ValueError) as exc:
+    except (provisioning.TenantExists, ValueError) as exc:
         _fail(str(exc))
+    except SQLAlchemyError as exc:
+        # Provisioning is one transaction: whatever step failed, nothing was kept.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        _fail(f"provisioning {slug} failed and was rolled back, nothing was created: {reason}")
     scheme = current_app.config["PREFERRED_URL_SCHEME"]
     click.echo(
-        f"created tenant {tenant.slug}: {scheme}://{tenant.slug}.{current_app.config['SERVER_NAME']}/login"
+        f"created tenant {tenant.slug}: "
+        f"{scheme}://{tenant.slug}.{current_app.config['SERVER_NAME']}/login"
     )
 
 
 @tenants_cli.command("list")
 def list_tenants() -> None:
-    """Slug, name, status, schema revision and creation date of every tenant."""
+    """Slug, name, status, schema revision, last migration run and creation date."""
     rows = runner.status_rows(admin_engine(current_app))
-    click.echo(f"{'slug':<24} {'name':<30} {'status':<10} {'revision':<14} created")
+    click.echo(
+        f"{'slug':<40} {'name':<30} {'status':<10} {'revision':<20} {'migration':<10} created"
+    )
     for row in rows:
         click.echo(
-            f"{row.slug:<24} {row.name[:30]:<30} {row.status:<10} {row.revision or '-':<14} "
-            f"{row.created_at:%Y-%m-%d %H:%M}"
+            f"{row.slug:<40} {row.name[:30]:<30} {row.status:<10} {row.revision or '-':<20} "
+            f"{row.migration or '-':<10} {row.created_at:%Y-%m-%d %H:%M}"
         )
 
 
@@ -102,33 +124,60 @@ def delete(slug: str, confirm: str) -> None:
         provisioning.delete_tenant(admin_engine(current_app), slug)
     except provisioning.TenantNotFound as exc:
         _fail(str(exc))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        _fail(f"deleting {slug} failed and was rolled back, nothing was deleted: {reason}")
     click.echo(f"deleted tenant {slug}")
+
+
+def _selected(slugs: tuple[str, ...]) -> list[Tenant]:
+    tenants = registry.all_tenants(admin_engine(current_app))
+    if not slugs:
+        return tenants
+    unknown = sorted(set(slugs) - {t.slug for t in tenants})
+    if unknown:
+        _fail("no tenant with slug " + ", ".join(unknown))
+    return [t for t in tenants if t.slug in slugs]
 
 
 @tenants_cli.command("migrate")
 @click.option("--jobs", "-j", default=4, show_default=True, help="Parallel processes.")
 @click.option("--check", is_flag=True, help="Only check that every schema is at head.")
-def migrate(jobs: int, check: bool) -> None:
-    """Upgrade every tenant schema to head, in parallel, one transaction per tenant."""
+@click.option(
+    "--tenant",
+    "slugs",
+    multiple=True,
+    metavar="SLUG",
+    help="Only this tenant (repeatable); every tenant by default.",
+)
+def migrate(jobs: int, check: bool, slugs: tuple[str, ...]) -> None:
+    """Upgrade every tenant schema to head, in parallel, one transaction per tenant.
+
+    Resumable: tenants already at head are skipped, so after a failure, fixing the
+    cause and running again migrates only what is left.
+    """
     engine = admin_engine(current_app)
     target = migrations.head("tenant")
+    tenants = _selected(slugs)
     if check:
-        behind = runner.behind(engine, target)
-        for slug, revision in behind:
+        late = runner.behind(engine, tenants, target)
+        for slug, revision in late:
             click.echo(f"{slug}: at {revision or 'nothing'}, head is {target}", err=True)
-        if behind:
-            sys.exit(1)
-        click.echo(f"every tenant schema is at {target}")
+        if late:
+            _fail(f"{len(late)} of {len(tenants)} tenant schema(s) not at head {target}")
+        click.echo(f"all {len(tenants)} tenant schema(s) at {target}")
         return
-    tenants = registry.all_tenants(engine)
-    results = runner.migrate_all(current_app.config["DATABASE_ADMIN_URL"], tenants, jobs=jobs)
-    failed = [r for r in results if r.error]
+    todo = runner.pending(engine, tenants, target)
+    results = runner.migrate_all(current_app.config["DATABASE_ADMIN_URL"], todo, jobs=jobs)
     for result in results:
         state = f"FAILED: {result.error}" if result.error else f"at {result.revision}"
         click.echo(f"{result.slug}: {state}")
+    failed = [r.slug for r in results if r.error]
     if failed:
-        _fail("migration failed for " + ", ".join(r.slug for r in failed))
-    click.echo(f"{len(results)} tenant(s) at {target}")
+        _fail(f"migration failed for {', '.join(failed)}; fix and run again to resume")
+    click.echo(
+        f"{len(results)} tenant(s) migrated, {len(tenants) - len(results)} already at {target}"
+    )
 
 
 def init_app(app: Flask) -> None:

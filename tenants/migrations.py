@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -16,12 +17,21 @@ from core.tenancy import Tenant
 
 ROOT = Path(migrations_package.__file__).parent
 
+# Points the tenant stream at another directory (a copy with an extra revision), so
+# tests and bench/tenants.py can run a real migration without changing the real stream.
+TENANT_STREAM_ENV = "POWERBUYER_TENANT_MIGRATIONS"
+
+
+def script_location(stream: str) -> str:
+    override = os.environ.get(TENANT_STREAM_ENV) if stream == "tenant" else None
+    return str(Path(override).resolve()) if override else str(ROOT / stream)
+
 
 def alembic_config(
     stream: str, connection: Connection | None = None, schema: str | None = None
 ) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(ROOT / stream))
+    config.set_main_option("script_location", script_location(stream))
     config.set_main_option("path_separator", "os")
     config.attributes["connection"] = connection
     config.attributes["schema"] = schema
@@ -29,12 +39,15 @@ def alembic_config(
 
 
 @cache
-def _script(stream: str) -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config(stream))
+def _script(location: str) -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", location)
+    config.set_main_option("path_separator", "os")
+    return ScriptDirectory.from_config(config)
 
 
 def head(stream: str = "tenant") -> str:
-    revision = _script(stream).get_current_head()
+    revision = _script(script_location(stream)).get_current_head()
     assert revision is not None, f"migration stream {stream} has no revisions"
     return revision
 
@@ -57,12 +70,3 @@ def upgrade_tenant(connection: Connection, tenant: Tenant) -> str:
     scope_connection(connection, tenant)
     command.upgrade(alembic_config("tenant", connection, tenant.schema), "head")
     return head("tenant")
-
-
-def tenant_revision(connection: Connection, schema: str) -> str | None:
-    exists = connection.execute(
-        text("SELECT to_regclass(:t)"), {"t": f'"{schema}".alembic_version'}
-    ).scalar()
-    if not exists:
-        return None
-    return connection.execute(text(f'SELECT version_num FROM "{schema}".alembic_version')).scalar()

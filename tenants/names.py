@@ -15,7 +15,8 @@ def validate_slug(slug: str) -> str:
     """Return the slug if it may name a tenant, else raise InvalidSlug with the reason."""
     if not isinstance(slug, str) or not slug:
         raise InvalidSlug("a slug is required")
-    if not SLUG_RE.match(slug):
+    # fullmatch: with `match`, `$` also matches before a trailing newline ("acme\n").
+    if not SLUG_RE.fullmatch(slug):
         raise InvalidSlug(
             f"slug {slug!r} must be 3-40 characters of a-z, 0-9 and '-', starting with a letter"
         )

@@ -136,6 +136,8 @@ def delete_tenant(engine: Engine, slug: str) -> None:
         if row is None:
             raise TenantNotFound(f"no tenant with slug {slug!r}")
         conn.execute(text(f"DROP SCHEMA IF EXISTS {_quote(row.schema_name)} CASCADE"))
-        conn.execute(text(f"DROP OWNED BY {_quote(row.role_name)}"))
-        conn.execute(text(f"DROP ROLE IF EXISTS {_quote(row.role_name)}"))
+        # A role already gone (dropped by hand) must not make the tenant undeletable.
+        if conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": row.role_name}):
+            conn.execute(text(f"DROP OWNED BY {_quote(row.role_name)}"))
+            conn.execute(text(f"DROP ROLE {_quote(row.role_name)}"))
         conn.execute(text("DELETE FROM public.tenants WHERE slug = :slug"), {"slug": slug})

@@ -28,7 +28,6 @@ from tenants.provisioning import NewTenant, TenantExists, create_tenant
 
 log = logging.getLogger(__name__)
 
-MIN_PASSWORD_LENGTH = 12
 # A signup still queued or running after this long is stuck (its job was lost before
 # it started), not pending: it no longer holds its slug.
 PENDING_MINUTES = 30
@@ -66,8 +65,9 @@ def check_signup(name: str, slug: str, admin_email: str, password: str) -> dict[
         validate_email(admin_email, check_deliverability=False)
     except EmailNotValidError as exc:
         errors["admin_email"] = [str(exc)]
-    if len(password) < MIN_PASSWORD_LENGTH:
-        errors["password"] = [f"Use at least {MIN_PASSWORD_LENGTH} characters."]
+    minimum = current_app.config["SECURITY_PASSWORD_LENGTH_MIN"]
+    if len(password) < minimum:
+        errors["password"] = [f"Use at least {minimum} characters."]
     return errors
 
 

@@ -1,0 +1,5 @@
+"""Fixtures shared by the tenant tests."""
+
+from tests.tenants.support import new_slug
+
+__all__ = ["new_slug"]
