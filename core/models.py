@@ -1,6 +1,12 @@
-"""Every tenant table, imported in one place for Alembic and for create-time checks."""
+"""Every module that declares tenant tables, imported in one place so Alembic and
+create-time checks see the whole schema."""
 
-from core.jobs import Job
-from core.security.models import Role, User
+import core.audit
+import core.jobs
+import core.security.crypto
+import core.security.invitations
+import core.security.models
+import core.security.tokens
+import core.settings
 
-__all__ = ["Job", "Role", "User"]
+__all__ = ["core"]

@@ -16,19 +16,11 @@ from sqlalchemy.orm import Session
 
 from core.db import scope_connection
 from core.security.models import Role, User
+from core.security.permissions import DEFAULT_ROLES, ROLE_DESCRIPTIONS
 from core.tenancy import Tenant, role_name, schema_name
 from tenants import migrations
 from tenants.models import TenantMigration, TenantRecord
 from tenants.names import validate_slug
-
-# The four roles every tenant starts with (PRODUCT.md); the identity issue gives them
-# their permission sets.
-DEFAULT_ROLES = {
-    "admin": "Everything, including settings and the audit trail",
-    "manager": "Every business module, approvals up to a limit, refunds, reports",
-    "agent": "Their own book: customers, policies, claims, billing, documents",
-    "customer": "Portal only: their own policies, bills, claims and documents",
-}
 
 Progress = Callable[[int, str], None]
 
@@ -103,7 +95,10 @@ def create_tenant(
 
 
 def _seed(session: Session, new: NewTenant) -> None:
-    roles = {name: Role(name=name, description=desc) for name, desc in DEFAULT_ROLES.items()}
+    roles = {
+        name: Role(name=name, description=ROLE_DESCRIPTIONS[name], permissions=sorted(grants))
+        for name, grants in DEFAULT_ROLES.items()
+    }
     session.add_all(roles.values())
     admin = User(
         email=new.admin_email.strip().lower(),
