@@ -19,14 +19,19 @@ from redis import Redis
 from core import dbroles, embedded, logs
 from core.config import check_production, load_config
 from core.db import db
+from core.notify import SecurityMailUtil
+from core.security import accounts, authz, throttle
 from core.security.datastore import TenantUserDatastore
-from core.security.models import Role, User
+from core.security.models import Role, User, WebAuthn
 from core.security.sessions import TenantSessionInterface
+from core.security.totp import ReplayProofTotp
 
 DEFAULT_COMPONENTS = ("tenants", "web")
 
 csrf = CSRFProtect()
-security = Security()
+# Flask-Security's mail goes through the notification-channel hook (core.notify), and
+# an authenticator code is accepted once (core.security.totp).
+security = Security(mail_util_cls=SecurityMailUtil, totp_cls=ReplayProofTotp)
 htmx = Htmx()
 
 
@@ -44,17 +49,26 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.session_interface = TenantSessionInterface()
     # CSRFProtect must be initialised before Security, which relies on it.
     csrf.init_app(app)
-    security.init_app(app, TenantUserDatastore(db, User, Role))
+    security.init_app(
+        app, TenantUserDatastore(db, User, Role, WebAuthn), login_form=accounts.AuditedLoginForm
+    )
+    throttle.init_app(app)  # sign-in rate limits, around Flask-Security's views
+    accounts.init_app(app)
     htmx.init_app(app)
 
-    from core import jobs, plugins
+    import core.models  # noqa: F401  (every tenant table, GDPR registration, periodic job)
+    from core import audit, jobs, keys_cli, plugins
 
     plugins.init_app(app)
     jobs.init_app(app)
+    audit.init_app(app)
+    keys_cli.init_app(app)
 
     for name in app.config.get("COMPONENTS", DEFAULT_COMPONENTS):
         importlib.import_module(name).init_app(app)
     plugins.startup(app)
+    # Default deny: every view, plugins' included, declares who may call it.
+    authz.check_routes(app, allow=frozenset(authz.security_endpoints(app)))
     return app
 
 

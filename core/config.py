@@ -6,7 +6,11 @@ embedded servers are used. Production refuses to start with development secrets.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": os.environ.get("SECRET_KEY", DEV_SECRET_KEY),
         "MASTER_KEY": os.environ.get("MASTER_KEY", DEV_MASTER_KEY),
+        # During a master-key rotation: the old key, accepted only to unwrap data keys
+        # until `powerbuyer keys rotate` has re-wrapped them (docs/personal-data.md).
+        "MASTER_KEY_PREVIOUS": os.environ.get("MASTER_KEY_PREVIOUS") or None,
         # The application's own connection. When its role may create roles, the app
         # derives a non-superuser login role from it and keeps this URL for admin work.
         "DATABASE_URL": os.environ.get("DATABASE_URL"),
@@ -54,6 +61,13 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "JOB_ABANDONED_AFTER_SECONDS": float(os.environ.get("JOB_ABANDONED_AFTER_SECONDS", "30")),
         # Extra modules whose import registers job types (comma-separated; tests use it).
         "JOB_MODULES": os.environ.get("POWERBUYER_JOB_MODULES", ""),
+        # API access tokens (core/security/jwt.py): the key version that signs, and
+        # retired versions that still verify during a rotation (comma-separated).
+        "JWT_KEY_VERSION": int(os.environ.get("JWT_KEY_VERSION", "1")),
+        "JWT_RETIRED_KEY_VERSIONS": tuple(
+            int(v) for v in os.environ.get("JWT_RETIRED_KEY_VERSIONS", "").split(",") if v.strip()
+        ),
+        "API_REFRESH_TOKEN_DAYS": int(os.environ.get("API_REFRESH_TOKEN_DAYS", "30")),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "json" if env == "production" else "text"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -78,10 +92,53 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SECURITY_CSRF_IGNORE_UNAUTH_ENDPOINTS": False,
         "SECURITY_FLASH_MESSAGES": True,
         "SECURITY_URL_PREFIX": None,
+        # Identity (core/security/accounts.py, passwords.py, sessions.py, throttle.py).
+        # Passwords: zxcvbn scores each against the common-password lists it ships.
+        "SECURITY_PASSWORD_COMPLEXITY_CHECKER": "zxcvbn",
+        "SECURITY_ZXCVBN_MINIMUM_SCORE": 3,
+        "SECURITY_CHANGEABLE": True,
+        "SECURITY_RECOVERABLE": True,
+        "SECURITY_RESET_PASSWORD_WITHIN": timedelta(hours=2),
+        "SECURITY_POST_CHANGE_VIEW": "/account",
+        # Second factors: an authenticator app (TOTP) with recovery codes, and WebAuthn
+        # security keys (as a second factor only). No rescue by email: an inbox must
+        # not stand in for the second factor.
+        "SECURITY_TWO_FACTOR": True,
+        "SECURITY_TWO_FACTOR_ENABLED_METHODS": ["authenticator"],
+        "SECURITY_TWO_FACTOR_RESCUE_EMAIL": False,
+        "SECURITY_TOTP_ISSUER": "Power Buyer",
+        "SECURITY_MULTI_FACTOR_RECOVERY_CODES": True,
+        "SECURITY_MULTI_FACTOR_RECOVERY_CODES_N": 8,
+        "SECURITY_WEBAUTHN": True,
+        "SECURITY_WAN_ALLOW_AS_FIRST_FACTOR": False,
+        "SECURITY_WAN_ALLOW_AS_MULTI_FACTOR": True,
+        "SECURITY_WAN_RP_NAME": "Power Buyer",
+        # Failed sign-ins counted per client address and per account (Flask-Limiter).
+        "LOGIN_RATE_LIMIT_PER_IP": os.environ.get("LOGIN_RATE_LIMIT_PER_IP", "50 per 10 minutes"),
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT": os.environ.get(
+            "LOGIN_RATE_LIMIT_PER_ACCOUNT", "10 per 10 minutes"
+        ),
+        # Built-in plugins every tenant has (core/plugins.py): the default email channel.
+        "PLUGINS_ALWAYS_ENABLED": ("notify_smtp",),
     }
     if overrides:
         config.update(overrides)
+    _derive_security_keys(config)
     return config
+
+
+def _derived(config: dict[str, Any], purpose: str) -> bytes:
+    return hmac.new(config["MASTER_KEY"].encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def _derive_security_keys(config: dict[str, Any]) -> None:
+    """Keys Flask-Security encrypts second-factor secrets with, derived from MASTER_KEY
+    so that no further secret has to be configured (and kept) for them."""
+    config.setdefault("SECURITY_TOTP_SECRETS", {"1": _derived(config, "totp-secrets").hex()})
+    config.setdefault(
+        "SECURITY_MULTI_FACTOR_RECOVERY_CODES_KEYS",
+        [base64.urlsafe_b64encode(_derived(config, "recovery-codes")).decode()],
+    )
 
 
 def check_production(config: dict[str, Any]) -> None:

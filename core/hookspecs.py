@@ -228,6 +228,8 @@ class Message:
     subject: str
     body: str
     idempotency_key: str
+    # An HTML alternative of `body`, for channels that can carry one (email).
+    html: str | None = None
 
 
 @dataclass(frozen=True)

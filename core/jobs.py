@@ -23,12 +23,13 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import rq
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app, has_app_context, has_request_context
 from redis import Redis
 from redis.exceptions import LockError
 from rq.exceptions import NoSuchJobError
@@ -39,6 +40,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session
 
 from core import logs, plugins
 from core.db import Base, TenantSession, db, scope_connection
+from core.security import authz
+from core.security.permissions import validate
 from core.tenancy import Tenant, platform_key, require_tenant, tenant_context, tenant_key
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ QUEUES = ("default", "bulk", "scheduled")
 # RQ kills a job that runs longer than this; the wrapper then records a failure
 # (and retries it). Bulk work is chunked but may legitimately run for hours.
 JOB_TIMEOUTS = {"default": 10 * 60, "bulk": 4 * 60 * 60, "scheduled": 60 * 60}
+# The job this context is running, if any (core.audit attributes writes to it).
+running_job: ContextVar[uuid.UUID | None] = ContextVar("powerbuyer_running_job", default=None)
 # The statuses of a job's row. `queued` and `running` are "not finished yet".
 QUEUED, RUNNING, FINISHED, FAILED = "queued", "running", "finished", "failed"
 
@@ -80,6 +85,8 @@ class Job(Base):
 
 JobFunction = Callable[..., "dict[str, Any] | None"]
 JOB_TYPES: dict[str, JobFunction] = {}
+# Job type -> the permission needed to enqueue it from a request.
+JOB_PERMISSIONS: dict[str, str] = {}
 # Job types a plugin contributed (name -> plugin): they run only for tenants that
 # enabled that plugin.
 PLUGIN_JOB_TYPES: dict[str, str] = {}
@@ -99,19 +106,26 @@ class Periodic:
 PERIODIC: dict[str, Periodic] = {}
 
 
-def register_job_type(name: str, fn: JobFunction) -> None:
-    """Register `fn(ctx, **payload)` as job type `name` (plugins call this via a hook)."""
+def register_job_type(name: str, fn: JobFunction, permission: str | None = None) -> None:
+    """Register `fn(ctx, **payload)` as job type `name` (plugins call this via a hook).
+
+    `permission`: what a signed-in caller needs to enqueue it (core.security.authz).
+    """
     known = JOB_TYPES.get(name)
     if known is not None and _qualname(known) != _qualname(fn):
         raise ValueError(f"job type {name!r} is already registered by {_qualname(known)}")
+    if permission is not None:
+        validate({permission})  # a typo must fail at start-up, not deny every caller
+        JOB_PERMISSIONS[name] = permission
     JOB_TYPES[name] = fn
 
 
-def job_type(name: str) -> Callable[[JobFunction], JobFunction]:
-    """Decorator: `@job_type("policies.renew")` over `def renew(ctx, policy_id): ...`."""
+def job_type(name: str, *, permission: str | None = None) -> Callable[[JobFunction], JobFunction]:
+    """Decorator: `@job_type("policies.renew", permission="policies:update")` over
+    `def renew(ctx, policy_id): ...`."""
 
     def register(fn: JobFunction) -> JobFunction:
-        register_job_type(name, fn)
+        register_job_type(name, fn, permission)
         return fn
 
     return register
@@ -214,6 +228,11 @@ def enqueue(
     if job_type not in JOB_TYPES:
         raise KeyError(f"unknown job type {job_type!r}")
     _check_enabled(job_type, tenant)
+    permission = JOB_PERMISSIONS.get(job_type)
+    if permission is not None and has_request_context():
+        # A person or an API client asks: the same check as a view's. The scheduler, the
+        # CLI and running jobs enqueue as the system, with no request.
+        authz.authorize(permission)
     _check_queue(queue)
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
@@ -403,10 +422,12 @@ def run(tenant_id: int, job_id: str) -> str:
             log.warning("job %s: tenant %s no longer exists", job_id, tenant_id)
             return "no-tenant"
         token = logs.request_id.set(f"job:{job_id}")
+        job_token = running_job.set(uuid.UUID(job_id))
         try:
             with tenant_context(tenant):
                 return _execute(app, tenant, uuid.UUID(job_id))
         finally:
+            running_job.reset(job_token)
             logs.request_id.reset(token)
 
 

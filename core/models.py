@@ -2,6 +2,7 @@
 create-time checks see the whole schema."""
 
 import core.audit
+import core.gdpr
 import core.jobs
 import core.security.crypto
 import core.security.invitations

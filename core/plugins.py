@@ -88,8 +88,13 @@ def _describe(exc: BaseException) -> str:
 class PluginHost:
     """A pluggy manager behind the rules above. One per application."""
 
-    def __init__(self, *, strict: bool = False) -> None:
+    def __init__(
+        self, *, strict: bool = False, always_enabled: frozenset[str] = frozenset()
+    ) -> None:
         self.strict = strict
+        # Built-in plugins every tenant has without enabling them (the default email
+        # channel): installed *is* enabled for these, and only these.
+        self.always_enabled = always_enabled
         self._pm = pluggy.PluginManager(PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self.records: list[PluginRecord] = []
@@ -181,14 +186,15 @@ class PluginHost:
         record = self._loaded.get(name)
         if record is None or record.failure:
             return False
-        return tenant is None or name in tenant.enabled_plugins
+        return tenant is None or name in tenant.enabled_plugins or name in self.always_enabled
 
     def describe(self, tenants: Iterable[Tenant]) -> list[PluginInfo]:
         """Every plugin found, and every plugin a tenant enabled that is not installed."""
         tenants = list(tenants)
 
         def enabled(name: str) -> tuple[str, ...]:
-            return tuple(t.slug for t in tenants if name in t.enabled_plugins)
+            always = name in self.always_enabled
+            return tuple(t.slug for t in tenants if always or name in t.enabled_plugins)
 
         infos = [
             PluginInfo(
@@ -295,7 +301,10 @@ class PluginHost:
 
 
 def init_app(app: Flask) -> None:
-    host = PluginHost(strict=bool(app.config.get("STRICT_PLUGINS")))
+    host = PluginHost(
+        strict=bool(app.config.get("STRICT_PLUGINS")),
+        always_enabled=frozenset(app.config.get("PLUGINS_ALWAYS_ENABLED", ())),
+    )
     host.load_entry_points()
     host.register_blueprints(app)
     app.extensions[EXTENSION] = host

@@ -9,9 +9,9 @@ import click
 from email_validator import EmailNotValidError, validate_email
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from flask_security import hash_password
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.security import passwords
 from core.tenancy import Tenant
 from tenants import migrations, provisioning, registry, runner
 from tenants.admin import admin_engine
@@ -54,13 +54,14 @@ def create(slug: str, name: str, admin_email: str, admin_password: str) -> None:
         email = validate_email(admin_email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         _fail(f"--admin-email {admin_email!r} is not a valid email address: {exc}")
-    minimum = current_app.config["SECURITY_PASSWORD_LENGTH_MIN"]
-    if len(admin_password) < minimum:
-        _fail(f"--admin-password must be at least {minimum} characters")
+    try:
+        password_hash = passwords.hash_new(admin_password, email=email, name=name)
+    except passwords.PasswordRejected as exc:
+        _fail(f"--admin-password is not acceptable: {exc}")
     try:
         tenant = provisioning.create_tenant(
             admin_engine(current_app),
-            provisioning.NewTenant(slug, name, email, hash_password(admin_password)),
+            provisioning.NewTenant(slug, name, email, password_hash),
             app_role=current_app.config["APP_DB_ROLE"],
             role_prefix=current_app.config["DB_ROLE_PREFIX"],
         )

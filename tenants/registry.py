@@ -63,5 +63,8 @@ class Directory:
     def get(self, tenant_id: int) -> Tenant | None:
         return by_id(self._engine_factory(), tenant_id)
 
+    def by_slug(self, slug: str) -> Tenant | None:
+        return by_slug(self._engine_factory(), slug)
+
     def active(self) -> list[Tenant]:
         return all_tenants(self._engine_factory(), status="active")

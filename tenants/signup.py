@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, select, text, update
 
 from core import jobs
 from core.db import db
+from core.security import passwords
 from tenants.admin import admin_engine
 from tenants.models import Signup, TenantRecord
 from tenants.names import InvalidSlug, validate_slug
@@ -65,9 +66,9 @@ def check_signup(name: str, slug: str, admin_email: str, password: str) -> dict[
         validate_email(admin_email, check_deliverability=False)
     except EmailNotValidError as exc:
         errors["admin_email"] = [str(exc)]
-    minimum = current_app.config["SECURITY_PASSWORD_LENGTH_MIN"]
-    if len(password) < minimum:
-        errors["password"] = [f"Use at least {minimum} characters."]
+    rejected = passwords.problems(password, email=admin_email, name=name, slug=slug)
+    if rejected:
+        errors["password"] = rejected
     return errors
 
 
@@ -96,7 +97,7 @@ def start_signup(name: str, slug: str, admin_email: str, password: str) -> Signu
         slug=slug,
         name=name.strip(),
         admin_email=validate_email(admin_email, check_deliverability=False).normalized,
-        password_hash=hash_password(password),
+        password_hash=hash_password(passwords.validate(password)),
         status="queued",
         progress=0,
         message="Waiting for a worker",

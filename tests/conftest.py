@@ -24,7 +24,7 @@ from flask_security import hash_password
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from core import embedded
+from core import embedded, settings
 from core.app import create_app
 from core.db import TenantSession, db
 from core.tenancy import Tenant, tenant_context
@@ -100,6 +100,10 @@ def app_config(database_url: str) -> dict:
         "INSTANCE_PATH": str(ROOT / "instance"),
         "JOB_HEARTBEAT_SECONDS": 0.5,
         "JOB_ABANDONED_AFTER_SECONDS": 3,
+        # The whole suite signs in from one address, failing on purpose now and then;
+        # tests of the limits set tight ones (tests/security/test_authn.py).
+        "LOGIN_RATE_LIMIT_PER_IP": "100000 per 10 minutes",
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT": "100000 per 10 minutes",
     }
 
 
@@ -118,10 +122,17 @@ def app(app_config: dict) -> Iterator[Flask]:
     yield app
 
 
-def make_tenant(app: Flask, slug: str, name: str | None = None) -> Tenant:
-    """Provision a tenant with an admin `admin@<slug>.example.com` / PASSWORD."""
+def make_tenant(
+    app: Flask, slug: str, name: str | None = None, *, admin_mfa: bool = False
+) -> Tenant:
+    """Provision a tenant with an admin `admin@<slug>.example.com` / PASSWORD.
+
+    A new tenant makes its admins set up two-factor authentication before anything
+    else. Test tenants let them sign in with a password alone, so any test can sign
+    in as them, unless `admin_mfa` keeps the product's default (tests/security/test_mfa.py).
+    """
     with app.app_context():
-        return provisioning.create_tenant(
+        created = provisioning.create_tenant(
             admin_engine(app),
             provisioning.NewTenant(
                 slug, name or slug.title(), f"admin@{slug}.example.com", hash_password(PASSWORD)
@@ -129,6 +140,13 @@ def make_tenant(app: Flask, slug: str, name: str | None = None) -> Tenant:
             app_role=app.config["APP_DB_ROLE"],
             role_prefix=app.config["DB_ROLE_PREFIX"],
         )
+    if not admin_mfa:
+        # Stored directly rather than through settings.set, so the setup leaves the new
+        # tenant's audit log empty.
+        with app.app_context(), tenant_context(created):
+            db.session.add(settings.TenantSetting(name="mfa_required_roles", value=[]))
+            db.session.commit()
+    return created
 
 
 def tenant(app: Flask, slug: str) -> Tenant:

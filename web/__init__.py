@@ -11,10 +11,14 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from web import (
+        account,
+        admin,
         api,
         assets,
+        audit,
         auth,
         cli,
+        clients,
         errors,
         health,
         jobs,
@@ -37,5 +41,9 @@ def init_app(app: Flask) -> None:
     site.init_app(app)
     signup.init_app(app)
     jobs.init_app(app)
+    audit.init_app(app)
+    admin.init_app(app)
+    account.init_app(app)
+    clients.init_app(app)
     api.init_app(app)
     cli.init_app(app)

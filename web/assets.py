@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flask import Flask, Response, send_from_directory
 
+from core.security.authz import public
 from tenants.resolver import exempt_endpoint
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ STATIC = Path(__file__).parent / "static"
 DIST_FILES = ("htmx.min.js", "pico.min.css")
 
 
+@public
 def serve_static(filename: str) -> Response:
     return send_from_directory(STATIC, filename)
 

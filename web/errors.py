@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, UnprocessableEntity
+from flask import Flask, Response, current_app, jsonify, render_template, request
+from werkzeug.exceptions import Forbidden, HTTPException, UnprocessableEntity
 from werkzeug.http import HTTP_STATUS_CODES
+
+from core.security.authz import Denied
 
 PROBLEM_MIMETYPE = "application/problem+json"
 API_PREFIX = "/api/"
@@ -52,6 +54,10 @@ def is_api_request() -> bool:
 def handle_http_error(error: HTTPException) -> Response | HTTPException:
     if error.code is None or error.code < 400:
         return error
+    if error.code == 401 and not is_api_request():
+        # A screen sends whoever is not signed in to the login page, and back after it
+        # (Flask-Security's redirect with `next`, as for its own views).
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
     errors = getattr(error, "errors", None)
     if is_api_request():
         response = problem(error.code, error.description or "", errors=errors)
@@ -62,8 +68,16 @@ def handle_http_error(error: HTTPException) -> Response | HTTPException:
     for name, value in error.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
+    if error.code == 401 and "WWW-Authenticate" not in response.headers:
+        response.headers["WWW-Authenticate"] = "Bearer"
     return response
+
+
+def handle_denied(denied: Denied) -> Response | HTTPException:
+    """A signed-in caller without the permission (already audited by core.security.authz)."""
+    return handle_http_error(Forbidden(f"This needs the permission {denied.permission}."))
 
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Denied, handle_denied)

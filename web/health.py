@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from core.app import redis_client
 from core.db import db
+from core.security.authz import public
 from tenants.resolver import exempt_endpoint
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,13 @@ CHECKS: dict[str, Callable[[], None]] = {"postgresql": _postgresql, "redis": _re
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> Response:
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@public
 def readyz() -> tuple[Response, int]:
     results = {}
     for name, check in CHECKS.items():

@@ -11,9 +11,9 @@ import uuid
 
 from flask import Blueprint, Flask, abort, render_template, url_for
 from flask.typing import ResponseReturnValue
-from flask_security import login_required
 
 from core import jobs
+from core.security.authz import login_only
 from web import hosts, progress
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
@@ -27,14 +27,14 @@ def _job(job_id: uuid.UUID) -> tuple[jobs.Job, progress.ProgressState]:
 
 
 @bp.get("/<uuid:job_id>")
-@login_required
+@login_only
 def show(job_id: uuid.UUID) -> ResponseReturnValue:
     job, state = _job(job_id)
     return render_template("jobs/progress.html", job=job, state=state)
 
 
 @bp.get("/<uuid:job_id>/status")
-@login_required
+@login_only
 def status(job_id: uuid.UUID) -> ResponseReturnValue:
     _, state = _job(job_id)
     return render_template("jobs/status.html", state=state)

@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 
+from core.security.authz import public
 from tenants import signup as signups
 from tenants.models import Signup
 from web import hosts, progress
@@ -31,11 +32,13 @@ FIELDS = ("name", "slug", "admin_email")
 
 
 @bp.get("")
+@public
 def form() -> str:
     return render_template("signup/form.html", values={}, errors={})
 
 
 @bp.post("")
+@public
 def submit() -> Response | tuple[str, int]:
     values = {name: request.form.get(name, "").strip() for name in FIELDS}
     password = request.form.get("password", "")
@@ -69,6 +72,7 @@ def _state(found: Signup) -> progress.ProgressState:
 
 
 @bp.get("/<uuid:signup_id>")
+@public
 def show(signup_id: uuid.UUID) -> str:
     found = _signup_or_404(signup_id)
     return render_template(
@@ -81,6 +85,7 @@ def show(signup_id: uuid.UUID) -> str:
 
 
 @bp.get("/<uuid:signup_id>/status")
+@public
 def status(signup_id: uuid.UUID) -> Response:
     found = _signup_or_404(signup_id)
     target = tenant_url(found.slug, "/login")

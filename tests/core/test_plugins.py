@@ -409,8 +409,8 @@ def test_cli_refuses_unknown_plugins_and_tenants(
     unknown = cli(app, "enable", "nope", "--tenant", "alpha")
     assert unknown.exit_code == 1
     assert (
-        "Error: no plugin named 'nope' is installed (installed: payments_stripe, pb_example,"
-        in unknown.output
+        "Error: no plugin named 'nope' is installed (installed: notify_smtp, payments_stripe, "
+        "pb_example," in unknown.output
     )
     broken = cli(app, "enable", "pb_broken", "--tenant", "alpha")
     assert broken.exit_code == 1

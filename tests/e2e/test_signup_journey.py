@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
+from passlib.totp import TOTP
 from playwright.sync_api import Page, expect
 
 PASSWORD = "a long enough passphrase"
@@ -37,6 +38,17 @@ def test_sign_up_a_brokerage_and_log_in_on_its_host(
 
     page.fill("#password", PASSWORD)
     page.get_by_role("button", name="Log in").click()
+
+    # An admin sets up two-factor authentication before anything else: the key shown
+    # beside the QR code goes into an authenticator app, whose code confirms it.
+    page.wait_for_url(f"http://harbour.localhost:{port}/tf-setup")
+    page.get_by_label("Set up using an authenticator app", exact=False).check()
+    page.locator("form[name=two_factor_setup_form] [type=submit]").click()
+    expect(page.locator("#qrcode")).to_be_visible()
+    key = page.locator("#qrcode").locator("xpath=../following-sibling::div").inner_text()
+    code = TOTP(key=key.strip().replace("-", ""), format="base32").generate().token
+    page.fill("#code", code)
+    page.locator("form[name=two_factor_verify_code_form] [type=submit]").click()
     page.wait_for_url(f"http://harbour.localhost:{port}/")
     expect(page.get_by_text("Signed in as owner@harbour.example.com")).to_be_visible()
 

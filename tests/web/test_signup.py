@@ -207,12 +207,15 @@ def test_signup_provisions_with_progress_then_sends_to_login(
     assert 'data-status="done"' in finished.text
     assert 'href="http://delta-brokers.localhost:5000/login"' in finished.text
 
-    # The new brokerage's admin logs in on its own host.
+    # The new brokerage's admin logs in on its own host, and is asked to set up
+    # two-factor authentication before anything else (tests/security/test_mfa.py).
     client = host_client(app, "delta-brokers")
-    assert login(client, "owner@delta-brokers.example.com", PASSWORD).status_code == 302
-    home = client.get("/")
-    assert home.status_code == 200
-    assert "Delta-Brokers Brokers" in home.text
+    logged_in = login(client, "owner@delta-brokers.example.com", PASSWORD)
+    assert logged_in.status_code == 302
+    assert logged_in.headers["Location"] == "/tf-setup"
+    setup = client.get("/tf-setup")
+    assert setup.status_code == 200
+    assert "Delta-Brokers Brokers" in setup.text
 
     # Running the job again changes nothing.
     run(app, signup_id)

@@ -2,7 +2,8 @@
 
 `spec` routes and documents each endpoint (web/api/openapi.py); its document is served
 at /api/v1/openapi.json. Errors, unknown routes included, are problem+json (web/errors.py
-answers so for every path under /api/). Bearer JWTs arrive with the identity issue.
+answers so for every path under /api/). Every endpoint not marked @public needs a
+bearer access token (web/api/auth.py issues them, web/api/principal.py checks them).
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ spec = ApiSpec(
 )
 
 # Endpoint modules register on `bp` and `spec` when imported.
-from web.api import meta  # noqa: E402, F401
+from web.api import auth, meta, principal  # noqa: E402, F401
 
 
 def init_app(app: Flask) -> None:
     hosts.tenant_only(app, bp.name)
+    principal.init_app(app, bp.name)
+    # Only bearer tokens authenticate here (web/api/principal.py), and a forged
+    # cross-site request cannot carry one, so CSRF tokens have nothing to protect.
+    app.extensions["csrf"].exempt(bp)
     app.register_blueprint(bp)
+    auth.init_app(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Response, g, jsonify
 
+from core.security.authz import public
 from web.api import bp, spec
 
 PING = spec.schema(
@@ -29,11 +30,13 @@ PING = spec.schema(
         "200": {"description": "The API is up.", "content": {"application/json": {"schema": PING}}}
     },
 )
+@public
 def ping() -> Response:
     return jsonify(status="ok", tenant=g.tenant.slug)
 
 
 @bp.get("/openapi.json")
+@public
 def openapi() -> Response:
     """The OpenAPI 3 document of this API (not itself part of the document)."""
     return jsonify(spec.document())

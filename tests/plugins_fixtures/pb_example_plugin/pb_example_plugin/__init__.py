@@ -20,6 +20,7 @@ from core.hookspecs import (
     RiskField,
     hookimpl,
 )
+from core.security.authz import public
 
 PET = ProductLine(
     code="example_pet",
@@ -34,6 +35,7 @@ screens = Blueprint("pb_example", __name__, url_prefix="/example")
 
 
 @screens.get("/")
+@public
 def index() -> str:
     return "example screen"
 

@@ -1,0 +1,126 @@
+"""Object-level reach: which rows a caller may see. Everything else answers 404.
+
+Permissions say what a caller may do to a kind of object; reach says which objects.
+A row outside the caller's reach is reported as missing (404), never as forbidden,
+so its existence does not leak. Modules declare the rule of a model once, and the
+API, screens, exports and jobs all go through it:
+
+    @scope.reach(Customer)
+    def _customers(user):
+        return scope.book(Customer.agent_id, user)
+
+    customer = scope.get_or_404(Customer, customer_id)          # 404 outside the book
+    rows = db.session.scalars(scope.scoped(select(Customer), Customer))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask_login import current_user
+from sqlalchemy import ColumnElement, Select, false, inspect, select, true
+from werkzeug.exceptions import NotFound
+
+from core import settings
+from core.db import db
+from core.security.authz import has_permission
+
+T = TypeVar("T")
+
+# Seeing every agent's book comes with seeing the agents themselves: managers and
+# admins hold `agents:read`, agents do not. A tenant's custom role gets the same reach
+# by the same grant, on the same roles screen.
+WHOLE_BROKERAGE = "agents:read"
+# Tenant setting that widens an agent's book to every customer ("own" or "all").
+BOOK_SCOPE_SETTING = "agent_book_scope"
+
+Rule = Callable[[Any], ColumnElement[bool]]
+_RULES: dict[type, Rule] = {}
+
+
+class OutOfReach(NotFound):
+    """The object does not exist, or not for this caller: the two look the same."""
+
+    description = "Nothing was found at this address."
+
+
+def reach(model: type) -> Callable[[Rule], Rule]:
+    """Declare `rule(user) -> SQL condition`: the rows of `model` that `user` may see."""
+
+    def register(rule: Rule) -> Rule:
+        if model in _RULES and _RULES[model] is not rule:
+            raise ValueError(f"{model.__name__} already has a reach rule")
+        _RULES[model] = rule
+        return rule
+
+    return register
+
+
+def forget(model: type) -> None:
+    """Drop `model`'s rule (for tests that declare a throwaway model)."""
+    _RULES.pop(model, None)
+
+
+def _subject(user: Any) -> Any:
+    return current_user if user is None else user
+
+
+def visible(model: type, user: Any = None) -> ColumnElement[bool]:
+    """The SQL condition for `model`'s rows `user` (default: current user) may see."""
+    rule = _RULES.get(model)
+    return true() if rule is None else rule(_subject(user))
+
+
+def scoped(statement: Select[Any], model: type, user: Any = None) -> Select[Any]:
+    """`statement` narrowed to the rows of `model` within the caller's reach."""
+    return statement.where(visible(model, user))
+
+
+def get_or_404(
+    model: type[T],
+    ident: Any,
+    *,
+    visible_if: ColumnElement[bool] | Callable[[T], bool] | None = None,
+    user: Any = None,
+) -> T:
+    """The row of `model` with primary key `ident`, if the caller may see it.
+
+    The model's reach rule applies in the query, so an out-of-reach row is never
+    loaded. `visible_if` narrows further for one call site: a SQL condition, or a
+    predicate on the loaded object. Raises OutOfReach (404) otherwise.
+    """
+    keys = inspect(model).primary_key
+    if len(keys) != 1:
+        raise TypeError(f"{model.__name__} has a composite primary key")
+    statement = scoped(select(model).where(keys[0] == ident), model, user)
+    if isinstance(visible_if, ColumnElement):
+        statement = statement.where(visible_if)
+    found = db.session.scalars(statement).one_or_none()
+    if found is None or (callable(visible_if) and not visible_if(found)):
+        raise OutOfReach()
+    return found
+
+
+def owned_by(column: Any, user: Any = None) -> ColumnElement[bool]:
+    """Rows whose `column` holds the caller's user id (a customer's own records)."""
+    subject = _subject(user)
+    if not getattr(subject, "is_authenticated", False) or getattr(subject, "id", None) is None:
+        return false()
+    return column == subject.id
+
+
+def sees_whole_book(user: Any = None) -> bool:
+    """True if the caller's reach is every customer of the brokerage, not a book."""
+    subject = _subject(user)
+    if has_permission(subject, WHOLE_BROKERAGE):
+        return True
+    return bool(getattr(subject, "is_authenticated", False)) and (
+        settings.get(BOOK_SCOPE_SETTING) == "all"
+    )
+
+
+def book(agent_column: Any, user: Any = None) -> ColumnElement[bool]:
+    """An agent's book: rows whose `agent_column` is the caller, unless the caller
+    sees the whole brokerage (their grants, or the tenant's `agent_book_scope`)."""
+    return true() if sees_whole_book(user) else owned_by(agent_column, user)

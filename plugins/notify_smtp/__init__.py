@@ -1,0 +1,1 @@
+"""In-tree plugin notify_smtp: the default email channel."""
