@@ -31,8 +31,9 @@ from flask_security import hash_password
 from sqlalchemy.engine import make_url
 from werkzeug.serving import run_simple
 
-from core import embedded
+from core import audit, embedded, settings
 from core.db import db
+from core.tenancy import tenant_context
 from tenants import migrations, provisioning, registry, runner
 from tenants.admin import NoAdminConnection, admin_engine
 from tenants.cli import upgrade_public
@@ -186,13 +187,18 @@ def _prepare_database(app: Flask) -> None:
         return
     with app.app_context():
         password_hash = hash_password(DEMO_PASSWORD)
-    provisioning.create_tenant(
+    demo = provisioning.create_tenant(
         engine,
         provisioning.NewTenant(DEMO_SLUG, DEMO_NAME, DEMO_EMAIL, password_hash),
         app_role=app.config["APP_DB_ROLE"],
         role_prefix=app.config["DB_ROLE_PREFIX"],
     )
-    click.echo(f"Created the demo tenant {DEMO_SLUG!r}")
+    # A newcomer should reach the screens without an authenticator app at hand; real
+    # tenants keep the default (admins must enrol in two-factor at first login).
+    with app.app_context(), tenant_context(demo), audit.acting_as("system:demo"):
+        settings.set("mfa_required_roles", [])
+        db.session.commit()
+    click.echo(f"Created the demo tenant {DEMO_SLUG!r} (two-factor not required for its admin)")
 
 
 def _child_env(app: Flask, server_name: str) -> dict[str, str]:
