@@ -100,6 +100,11 @@ def enable(name: str, slug: str) -> None:
 def disable(name: str, slug: str) -> None:
     """Disable a plugin for one tenant (also one that is no longer installed)."""
     tenant = _tenant(slug)
+    if name in plugins.manager(current_app).always_enabled:
+        raise click.ClickException(
+            f"plugin {name!r} is enabled for every tenant (PLUGINS_ALWAYS_ENABLED) "
+            "and cannot be disabled for one"
+        )
     if plugins.manager(current_app).record(name) is None and name not in tenant.enabled_plugins:
         raise click.ClickException(
             f"no plugin named {name!r} is installed or enabled for tenant {slug} "

@@ -441,3 +441,10 @@ def test_cli_disables_a_plugin_that_is_enabled_but_no_longer_installed(
     result = cli(app, "disable", "gone", "--tenant", "alpha")
     assert (result.exit_code, result.output) == (0, "plugin gone disabled for tenant alpha\n")
     assert "gone" not in reload(app, "alpha").enabled_plugins
+
+
+def test_cli_refuses_to_disable_an_always_enabled_plugin(app: Flask, restore_enablement: None):
+    assert "notify_smtp" in plugins.manager(app).always_enabled
+    result = cli(app, "disable", "notify_smtp", "--tenant", "alpha")
+    assert result.exit_code == 1
+    assert "enabled for every tenant" in result.output
