@@ -1,7 +1,9 @@
 """Every module that declares tenant tables, imported in one place so Alembic and
 create-time checks see the whole schema."""
 
+import core.agents.models
 import core.audit
+import core.customers.models
 import core.gdpr
 import core.jobs
 import core.security.crypto

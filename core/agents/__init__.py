@@ -1,0 +1,1 @@
+"""The agents module (issue 4)."""

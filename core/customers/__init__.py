@@ -1,0 +1,1 @@
+"""The customers module (issue 4)."""
