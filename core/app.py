@@ -52,6 +52,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     security.init_app(
         app, TenantUserDatastore(db, User, Role, WebAuthn), login_form=accounts.AuditedLoginForm
     )
+    # Flask-Security's request loader accepts its own auth tokens (header or query
+    # string) wherever current_user is read, whatever API_ENABLED_METHODS says. Screens
+    # sign in with a registered session only; the API has its own JWTs (web/api).
+    app.login_manager.request_loader(_no_token_sign_in)
     throttle.init_app(app)  # sign-in rate limits, around Flask-Security's views
     accounts.init_app(app)
     htmx.init_app(app)
@@ -70,6 +74,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # Default deny: every view, plugins' included, declares who may call it.
     authz.check_routes(app, allow=frozenset(authz.security_endpoints(app)))
     return app
+
+
+def _no_token_sign_in(request: Any) -> None:
+    return None
 
 
 def _connect_database(app: Flask) -> None:

@@ -107,6 +107,17 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SECURITY_TWO_FACTOR_ENABLED_METHODS": ["authenticator"],
         "SECURITY_TWO_FACTOR_RESCUE_EMAIL": False,
         "SECURITY_TOTP_ISSUER": "Power Buyer",
+        # Screens sign in with a session only; Flask-Security's own auth tokens would be
+        # a second, unregistered way in (the API has its own JWTs).
+        "SECURITY_API_ENABLED_METHODS": ["session"],
+        # Changing a second factor or recovery codes asks for the password again unless
+        # the user signed in within the last 15 minutes.
+        "SECURITY_FRESHNESS": timedelta(minutes=15),
+        "SECURITY_FRESHNESS_GRACE_PERIOD": timedelta(minutes=0),
+        "SECURITY_FRESHNESS_ALLOW_AUTH_TOKEN": False,
+        # No MD5 fallback for old reset or confirmation tokens.
+        "SECURITY_HASHING_SCHEMES": ["sha256_crypt"],
+        "SECURITY_DEPRECATED_HASHING_SCHEMES": [],
         "SECURITY_MULTI_FACTOR_RECOVERY_CODES": True,
         "SECURITY_MULTI_FACTOR_RECOVERY_CODES_N": 8,
         "SECURITY_WEBAUTHN": True,

@@ -77,6 +77,12 @@ def run_command(info: ScriptInfo, port: int, host: str) -> None:
     """Start PostgreSQL and Redis (embedded unless configured), the web app, a worker and
     the scheduler, with a demo tenant. Ctrl-C stops everything."""
     app = info.load_app()
+    if app.config["ENV_NAME"] == "production":
+        # `run` creates a demo tenant with a published password and a dev server.
+        raise click.ClickException(
+            "powerbuyer run is for development; in production run the web app under a WSGI "
+            "server (web.wsgi:app), `powerbuyer worker` and `powerbuyer scheduler`"
+        )
     server_name = f"{app.config['SERVER_NAME'].split(':')[0]}:{port}"
     app.config["SERVER_NAME"] = server_name
     children: list[Child] = []

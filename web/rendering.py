@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
+from flask_login import current_user
 from jinja2 import FileSystemLoader
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -33,6 +34,9 @@ def _layout_context() -> dict[str, Any]:
 
 def _vary(response: Response) -> Response:
     response.vary.add("HX-Request")
+    # A signed-in user's screens hold business and personal data: no cache keeps them.
+    if g.get("tenant") is not None and current_user.is_authenticated:
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

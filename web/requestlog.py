@@ -40,8 +40,10 @@ def _finish(response: Response) -> Response:
         return response
     response.headers[HEADER] = request_id
     elapsed_ms = (time.perf_counter() - g.request_started) * 1000
-    # The path only: query strings may carry tokens or personal data.
-    log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms)
+    # The route's pattern, not the path: paths carry one-time tokens (invitations,
+    # password resets) and ids, query strings tokens or personal data.
+    route = request.url_rule.rule if request.url_rule else "(no route)"
+    log.info("%s %s %s %.1fms", request.method, route, response.status_code, elapsed_ms)
     return response
 
 
