@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
     from web import (
         account,
         admin,
+        agents,
         api,
         assets,
         audit,
@@ -45,5 +46,6 @@ def init_app(app: Flask) -> None:
     admin.init_app(app)
     account.init_app(app)
     clients.init_app(app)
+    agents.init_app(app)
     api.init_app(app)
     cli.init_app(app)

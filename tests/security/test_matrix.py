@@ -84,6 +84,17 @@ SAMPLES: dict[str, Callable[[Objects], dict[str, Any]]] = {
     "invitations.show": lambda o: {"token": BAD_TOKEN},
     "invitations.accept": lambda o: {"token": BAD_TOKEN},
     "clients.revoke": lambda o: {"client_pk": o.client_pk},
+    # No such agent: a holder gets 404 (or 422 for an empty PATCH), nobody else through.
+    "agents.show": lambda o: {"agent_id": 2_000_000_000},
+    "agents.update": lambda o: {"agent_id": 2_000_000_000},
+    "api.get_agent": lambda o: {"agent_id": 2_000_000_000},
+    "api.update_agent": lambda o: {"agent_id": 2_000_000_000},
+    # No such customer: a holder gets 404 (or 422 for an empty body), nobody else through.
+    "api.get_customer": lambda o: {"customer_id": 2_000_000_000},
+    "api.update_customer": lambda o: {"customer_id": 2_000_000_000},
+    "api.delete_customer": lambda o: {"customer_id": 2_000_000_000},
+    "api.export_customer": lambda o: {"customer_id": 2_000_000_000},
+    "api.merge_customers": lambda o: {"customer_id": 2_000_000_000},
     "security.reset_password": lambda o: {"token": BAD_TOKEN},
     "security.two_factor_setup_validate": lambda o: {"token": BAD_TOKEN},
     "security.wan_register_response": lambda o: {"token": BAD_TOKEN},
