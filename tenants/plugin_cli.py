@@ -32,6 +32,7 @@ def enable_plugin(engine: Engine, tenant: Tenant, plugin: str) -> bool:
             .on_conflict_do_nothing(index_elements=["tenant_id", "plugin"])
             .returning(TenantPlugin.plugin)
         ).first()
+    registry.changed()
     return inserted is not None
 
 
@@ -43,6 +44,7 @@ def disable_plugin(engine: Engine, tenant: Tenant, plugin: str) -> bool:
                 TenantPlugin.tenant_id == tenant.id, TenantPlugin.plugin == plugin
             )
         )
+    registry.changed()
     return deleted.rowcount == 1
 
 

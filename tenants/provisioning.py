@@ -18,7 +18,7 @@ from core.db import scope_connection
 from core.security.models import Role, User
 from core.security.permissions import DEFAULT_ROLES, ROLE_DESCRIPTIONS
 from core.tenancy import Tenant, role_name, schema_name
-from tenants import migrations
+from tenants import migrations, registry
 from tenants.models import TenantMigration, TenantRecord
 from tenants.names import validate_slug
 
@@ -116,6 +116,7 @@ def set_status(engine: Engine, slug: str, status: str) -> None:
             text("UPDATE public.tenants SET status = :s, updated_at = now() WHERE slug = :slug"),
             {"s": status, "slug": slug},
         ).rowcount
+    registry.changed()
     if not updated:
         raise TenantNotFound(f"no tenant with slug {slug!r}")
 
@@ -136,3 +137,4 @@ def delete_tenant(engine: Engine, slug: str) -> None:
             conn.execute(text(f"DROP OWNED BY {_quote(row.role_name)}"))
             conn.execute(text(f"DROP ROLE {_quote(row.role_name)}"))
         conn.execute(text("DELETE FROM public.tenants WHERE slug = :slug"), {"slug": slug})
+    registry.changed()

@@ -3,9 +3,18 @@ lookup made before the tenant is known cannot bind the request's session to none
 
 from __future__ import annotations
 
+import logging
+import time
+import weakref
+from collections.abc import Callable
+
+from flask import current_app, has_app_context
+from redis.exceptions import RedisError
 from sqlalchemy import Engine, text
 
-from core.tenancy import Tenant
+from core.tenancy import Tenant, platform_key
+
+log = logging.getLogger(__name__)
 
 _TENANT_SQL = text(
     """
@@ -68,3 +77,80 @@ class Directory:
 
     def active(self) -> list[Tenant]:
         return all_tenants(self._engine_factory(), status="active")
+
+
+# --- The request path's lookups, remembered until the registry changes ----------------
+
+# Looking a tenant up costs a pooled connection, a ping, a query and a rollback: about a
+# quarter of an authenticated API GET (bench/auth.py). So each process remembers the
+# tenants it found, and every write to the registry bumps a generation counter in Redis
+# that every request reads (one GET): a suspension, deletion or plugin change made by
+# any process takes effect on its next request everywhere. The time limit is only a
+# safety net for a generation bump that was lost (Redis restarted, say).
+GENERATION_KEY = platform_key("registry-generation")
+CACHE_SECONDS = 60.0
+
+
+# Every RecentTenants of this process, so a change made here clears them directly
+# (also from a script with no app context); other processes hear of it through Redis.
+_instances: weakref.WeakSet[RecentTenants] = weakref.WeakSet()
+
+
+def changed() -> None:
+    """Call after writing the registry: every process forgets what it remembers."""
+    for instance in list(_instances):
+        instance.forget()
+    if not has_app_context():
+        return
+    try:
+        current_app.extensions["redis"].incr(GENERATION_KEY)
+    except RedisError:
+        log.exception("could not publish a registry change; processes notice it late")
+
+
+def _shared_generation() -> int | None:
+    try:
+        value = current_app.extensions["redis"].get(GENERATION_KEY)
+    except RedisError:
+        return None
+    return int(value or 0)
+
+
+class RecentTenants:
+    """`by_slug` for host resolution, remembered until the registry changes.
+
+    Only tenants found are remembered, so a tenant created elsewhere is found at its
+    first request. Without Redis nothing is remembered: every request reads the registry.
+    """
+
+    def __init__(
+        self, engine_factory: Callable[[], Engine], seconds: float = CACHE_SECONDS
+    ) -> None:
+        self._engine_factory = engine_factory
+        self._seconds = seconds
+        # slug -> (valid until, generation, tenant); whole tuples are swapped, so
+        # threads never see half an entry.
+        self._entries: dict[str, tuple[float, int, Tenant]] = {}
+        _instances.add(self)
+
+    def forget(self) -> None:
+        self._entries = {}
+
+    def by_slug(self, slug: str) -> Tenant | None:
+        now = time.monotonic()
+        # Read before the query: a change made while it runs then invalidates its result.
+        generation = _shared_generation()
+        entry = self._entries.get(slug)
+        if (
+            generation is not None
+            and entry is not None
+            and entry[0] > now
+            and entry[1] == generation
+        ):
+            return entry[2]
+        tenant = by_slug(self._engine_factory(), slug)
+        if tenant is None or generation is None:
+            self._entries.pop(slug, None)
+        else:
+            self._entries[slug] = (now + self._seconds, generation, tenant)
+        return tenant

@@ -4,6 +4,10 @@
 marketing only), anything else is unknown. Unknown -> 404, suspended -> 403.
 Endpoints marked with `exempt_endpoint` (health checks, static files) answer on any
 host with no tenant: load balancers probe by IP address.
+
+A process remembers the tenants it found until the registry changes
+(registry.RecentTenants; every registry write bumps a generation in Redis), so a
+suspension made by any process takes effect on the next request.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ def slug_from_host(host: str, server_name: str) -> str | None:
 
 
 _EXEMPT = "powerbuyer.host_exempt"
+_RECENT = "powerbuyer.recent_tenants"
 
 
 def exempt_endpoint(app: Flask, endpoint: str) -> None:
@@ -45,7 +50,7 @@ def resolve_tenant() -> None:
         abort(404, description="This address does not belong to any brokerage.")
     if slug == "":
         return
-    tenant = registry.by_slug(db.engine, slug)
+    tenant = current_app.extensions[_RECENT].by_slug(slug)
     if tenant is None:
         abort(404, description="No brokerage uses this address.")
     if tenant.status != "active":
@@ -65,3 +70,4 @@ def init_app(app: Flask) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, resolve_tenant)
     app.teardown_request(_release_tenant)
     app.extensions["powerbuyer.tenants"] = registry.Directory(lambda: db.engine)
+    app.extensions[_RECENT] = registry.RecentTenants(lambda: db.engine)

@@ -45,7 +45,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, joinedload, mapped_column
 
 from core import audit
 from core.audit import AuditMixin
@@ -497,7 +497,8 @@ def principal_for(token: str) -> User | ClientPrincipal:
     claims = jwt.verify(token, require_tenant())
     kind, _, ident = str(claims["sub"]).partition(":")
     if kind == "user" and ident.isdigit():
-        user = db.session.get(User, int(ident))
+        # Roles come with the user: the permission checks of the request need them.
+        user = db.session.get(User, int(ident), options=[joinedload(User.roles)])
         if user is None or not user.active:
             raise InvalidToken("the user is no longer active")
         if not hmac.compare_digest(str(claims.get("fsu", "")), uniquifier_digest(user)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -25,7 +26,7 @@ class MenuPlugin:
 
 
 @pytest.fixture
-def with_menu_plugin(app: Flask, alpha, monkeypatch: pytest.MonkeyPatch) -> None:
+def with_menu_plugin(app: Flask, alpha, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     host = plugins.PluginHost()
     host.register(MenuPlugin(), PLUGIN)
     monkeypatch.setitem(app.extensions, plugins.EXTENSION, host)
@@ -37,6 +38,11 @@ def with_menu_plugin(app: Flask, alpha, monkeypatch: pytest.MonkeyPatch) -> None
         "by_slug",
         lambda engine, slug: enabled if slug == "alpha" else real_by_slug(engine, slug),
     )
+    # Host resolution remembers tenants for a few seconds (registry.RecentTenants):
+    # forget them, so alpha is read through the patch, and again so later tests are not.
+    registry.changed()
+    yield
+    registry.changed()
 
 
 def _dashboard(app: Flask, slug: str) -> str:

@@ -1,0 +1,467 @@
+"""What auth + tenant + audit cost on an authenticated GET: a benchmark, not a test.
+
+Two WSGI apps, each served over HTTP/1.1 by werkzeug in a process of its own:
+
+  ours  the Power Buyer app (create_app, not in testing mode) answering
+        `GET /api/v1/me` on a tenant's host with a bearer access token: request id and
+        log line, host -> tenant, Flask-Security/Login/Principal, the rate limiter's
+        hook, JWT verification with the tenant's derived key, the user read in a
+        tenant-scoped transaction (role and search_path set), the revocation digest,
+        roles -> permissions, the audit hooks;
+  bare  a bare Flask + Flask-SQLAlchemy app whose one view reads the same user row by
+        id with its roles' permissions, in one query, schema-qualified, connected as
+        the database superuser (no tenant role, no search_path), and answers the same
+        JSON. Same driver and engine options as ours (pool_pre_ping): checking pooled
+        connections is neither auth, tenant nor audit.
+
+Both answers are checked to be byte-identical first. A client in this process then
+sends sequential requests over one keep-alive connection to each (http.client), so
+HTTP and WSGI are in both figures. Rounds alternate ours, bare, ours, bare, ... after
+a warm-up of each, so changes in machine load hit both alike. Prints requests/s and
+p50/p95 latency of each, and throughput(ours) / throughput(bare) against the target
+of 0.60.
+
+`--breakdown` prints instead where ours spends a request: each before/after/teardown
+hook and the view, timed in-process (no HTTP), and the database statements it sends.
+
+Run:  python bench/auth.py [--requests 1500] [--rounds 6] [--warmup 300] [--breakdown]
+Database: BENCH_AUTH_DATABASE_URL (a superuser URL), default
+postgresql://postgres@127.0.0.1:5432/powerbuyer_bench_auth, dropped and created again
+each run, with its roles (prefixed `<database>__`). Redis: REDIS_URL, default
+redis://127.0.0.1:6379/13. Exits 0 whatever the figures: it reports, it does not judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as `python bench/auth.py`, Python puts bench/ first on sys.path, where
+# bench/tenants.py would shadow the `tenants` package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from flask import Flask, jsonify  # noqa: E402
+from psycopg import sql  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/powerbuyer_bench_auth"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
+SLUG = "bench"
+SERVER_NAME = "localhost:5000"
+HOST = f"{SLUG}.{SERVER_NAME}"
+EMAIL = f"agent@{SLUG}.example.com"
+PASSWORD = "bench password, not a secret one"
+ROLE = "agent"
+TARGET = 0.60
+
+
+def database_url() -> str:
+    return os.environ.get("BENCH_AUTH_DATABASE_URL", DEFAULT_URL)
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", DEFAULT_REDIS)
+
+
+def recreate_database(url: str) -> None:
+    """Drop the bench database and its roles, and create the database again."""
+    parsed = make_url(url).set(drivername="postgresql")
+    name = parsed.database
+    assert name, "BENCH_AUTH_DATABASE_URL must name a database"
+    maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))
+        for (role,) in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{name}__",)
+        ).fetchall():
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def ours_app() -> Flask:
+    """The product's app, configured as a deployment would be."""
+    from core.app import create_app
+
+    name = make_url(database_url()).database
+    # Start-up warnings (no SMTP server configured) are not what this bench reports.
+    logging.getLogger("plugins").setLevel(logging.ERROR)
+    return create_app(
+        {
+            "DATABASE_URL": database_url(),
+            "DATABASE_ADMIN_URL": None,
+            "REDIS_URL": redis_url(),
+            # Roles are cluster-wide; the prefix keeps the bench's apart from the rest.
+            "DB_ROLE_PREFIX": f"{name}__",
+            "APP_DB_ROLE": f"{name}__app",
+            "RQ_QUEUE_PREFIX": f"pbbench:{name}",
+            "SERVER_NAME": SERVER_NAME,
+        }
+    )
+
+
+def provision() -> None:
+    """One tenant, and one user of the default `agent` role with a password.
+
+    An agent, not the tenant's admin: by the product's default setting
+    (`mfa_required_roles` = ["admin"]) an admin must set up two-factor before the
+    password grant gives a token, and the API cannot enrol one. The tenant keeps its
+    default settings; the agent is an ordinary API user.
+    """
+    from flask_security import hash_password
+    from sqlalchemy import select
+
+    from core.db import db
+    from core.security.models import Role
+    from core.tenancy import tenant_context
+    from tenants import provisioning
+    from tenants.admin import admin_engine
+    from tenants.cli import upgrade_public
+
+    app = ours_app()
+    upgrade_public(app)
+    redis = app.extensions["redis"]
+    # Rate-limit counters and sessions of an earlier run of the bench tenant.
+    for key in redis.scan_iter(f"pb:*{SLUG}*"):
+        redis.delete(key)
+    with app.app_context():
+        tenant = provisioning.create_tenant(
+            admin_engine(app),
+            provisioning.NewTenant(
+                SLUG, "Bench", f"admin@{SLUG}.example.com", hash_password(PASSWORD)
+            ),
+            app_role=app.config["APP_DB_ROLE"],
+            role_prefix=app.config["DB_ROLE_PREFIX"],
+        )
+        with tenant_context(tenant):
+            role = db.session.scalars(select(Role).where(Role.name == ROLE)).one()
+            datastore = app.extensions["security"].datastore
+            datastore.create_user(email=EMAIL, password=hash_password(PASSWORD), roles=[role])
+            db.session.commit()
+
+
+def bare_app() -> Flask:
+    """A bare Flask + Flask-SQLAlchemy app: one view, one query, no auth, no tenant."""
+    from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy import text
+
+    from core.config import load_config
+
+    app = Flask("bare")
+    app.config["SQLALCHEMY_DATABASE_URI"] = (
+        make_url(database_url()).set(drivername="postgresql+psycopg").render_as_string(False)
+    )
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = load_config()["SQLALCHEMY_ENGINE_OPTIONS"]
+    db = SQLAlchemy(app)
+    with app.app_context():
+        schema = db.session.scalar(
+            text("SELECT schema_name FROM public.tenants WHERE slug = :slug"), {"slug": SLUG}
+        )
+        db.session.remove()
+    query = text(
+        f'SELECT u.id, u.email, r.permissions FROM "{schema}".users u'
+        f' LEFT JOIN "{schema}".roles_users ru ON ru.user_id = u.id'
+        f' LEFT JOIN "{schema}".roles r ON r.id = ru.role_id'
+        " WHERE u.id = :id"
+    )
+
+    @app.get("/users/<int:user_id>")
+    def user(user_id: int) -> Any:
+        rows = db.session.execute(query, {"id": user_id}).all()
+        if not rows:
+            return jsonify(error="not found"), 404
+        # Flask-Security keeps a role's permissions comma-separated in one column.
+        permissions = {p for row in rows if row.permissions for p in row.permissions.split(",")}
+        return jsonify(
+            subject=f"user:{rows[0].id}",
+            kind="user",
+            email=rows[0].email,
+            permissions=sorted(permissions),
+        )
+
+    return app
+
+
+# --- serving ------------------------------------------------------------------------
+
+
+def serve(kind: str) -> None:
+    """Child process: serve one app over HTTP/1.1 (keep-alive), print the port."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class KeepAlive(WSGIRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            # The development server's access log is neither app's; ours logs each
+            # request itself (web/requestlog.py), and that stays in.
+            pass
+
+    app = ours_app() if kind == "ours" else bare_app()
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=KeepAlive)
+    print(server.server_port, flush=True)
+    server.serve_forever()
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start(kind: str) -> Server:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind],
+        stdout=subprocess.PIPE,
+        # Ours writes its request log lines, as in production; they are dropped.
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.strip().isdigit():
+        process.kill()
+        raise RuntimeError(f"the {kind} server did not start (run with --serve {kind} to see)")
+    return Server(process, int(line))
+
+
+# --- measuring ----------------------------------------------------------------------
+
+
+class Client:
+    """Sequential GETs of one path on one keep-alive connection."""
+
+    def __init__(self, port: int, path: str, headers: dict[str, str]) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port)
+        self.path = path
+        self.headers = {"Host": HOST, **headers}
+
+    def get(self) -> tuple[int, bytes]:
+        self.conn.request("GET", self.path, headers=self.headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def run(self, count: int) -> list[float]:
+        """Latencies in seconds of `count` requests, each of which must answer 200."""
+        latencies = []
+        clock = time.perf_counter
+        for _ in range(count):
+            started = clock()
+            status, body = self.get()
+            latencies.append(clock() - started)
+            if status != 200:
+                raise RuntimeError(f"{self.path}: {status} {body[:200]!r}")
+        return latencies
+
+
+def access_token(port: int) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    conn.request(
+        "POST",
+        "/api/v1/auth/token",
+        body=json.dumps({"email": EMAIL, "password": PASSWORD}),
+        headers={"Host": HOST, "Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"token: {response.status} {payload[:300]!r}")
+    return json.loads(payload)["access_token"]
+
+
+@dataclass
+class Figures:
+    latencies: list[float]
+    seconds: float
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def measure(args: argparse.Namespace) -> None:
+    ours, bare = start("ours"), start("bare")
+    try:
+        token = access_token(ours.port)
+        a = Client(ours.port, "/api/v1/me", {"Authorization": f"Bearer {token}"})
+        answer = a.get()
+        user_id = json.loads(answer[1])["subject"].removeprefix("user:")
+        b = Client(bare.port, f"/users/{user_id}", {})
+        if b.get() != answer:
+            raise RuntimeError(f"the answers differ: ours {answer!r}, bare {b.get()!r}")
+        print(f"both answer 200 with the same {len(answer[1])} bytes")
+        a.run(args.warmup)
+        b.run(args.warmup)
+        runs: dict[str, list[Figures]] = {"ours": [], "bare": []}
+        for _ in range(args.rounds):
+            for name, client in (("ours", a), ("bare", b)):
+                started = time.perf_counter()
+                latencies = client.run(args.requests)
+                runs[name].append(Figures(latencies, time.perf_counter() - started))
+    finally:
+        ours.stop()
+        bare.stop()
+    report(runs, args)
+
+
+def report(runs: dict[str, list[Figures]], args: argparse.Namespace) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"\nauthenticated GET of one record: {args.rounds} alternating rounds of"
+        f" {args.requests} requests, after {args.warmup} warm-up requests"
+        f" ({os.cpu_count()} CPUs, load average now {load})"
+    )
+    print(f"{'':5}| {'req/s':>6} | {'p50 ms':>6} | {'p95 ms':>6} | req/s of each round")
+    print("-" * 72)
+    total: dict[str, Figures] = {}
+    for name, figures in runs.items():
+        total[name] = Figures(
+            [x for f in figures for x in f.latencies], sum(f.seconds for f in figures)
+        )
+        print(
+            f"{name:5}| {total[name].rps:6.0f} | {total[name].percentile_ms(0.5):6.2f} |"
+            f" {total[name].percentile_ms(0.95):6.2f} | {' '.join(f'{f.rps:.0f}' for f in figures)}"
+        )
+    ratio = total["ours"].rps / total["bare"].rps
+    ratios = [o.rps / b.rps for o, b in zip(runs["ours"], runs["bare"], strict=True)]
+    print(
+        f"\nthroughput(ours) / throughput(bare) = {ratio:.3f}"
+        f" (rounds: {min(ratios):.3f} .. {max(ratios):.3f})"
+    )
+    print(f"{'PASS' if ratio >= TARGET else 'FAIL'}  ratio at least {TARGET:.2f}")
+
+
+# --- where ours spends a request --------------------------------------------------------
+
+
+def breakdown(requests: int) -> None:
+    """Time each hook and the view of ours in-process, and list its SQL."""
+    from sqlalchemy import event
+
+    from core.db import db
+    from core.security import jwt
+
+    app = ours_app()
+    # The request log lines are still formatted and written, as in `measure`, to nowhere.
+    devnull = open(os.devnull, "w")  # noqa: SIM115 (open for the life of the process)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(devnull)
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+
+        return wrapper
+
+    def label(kind: str, func: Callable[..., Any]) -> str:
+        inner = getattr(func, "func", func)  # functools.partial
+        return f"{kind} {inner.__module__}.{getattr(inner, '__qualname__', inner)}"
+
+    for hooks, kind in (
+        (app.before_request_funcs, "before"),
+        (app.after_request_funcs, "after"),
+        (app.teardown_request_funcs, "teardown"),
+    ):
+        for key, funcs in hooks.items():
+            hooks[key] = [timed(label(kind, f), f) for f in funcs]
+    app.teardown_appcontext_funcs = [
+        timed(label("teardown", f), f) for f in app.teardown_appcontext_funcs
+    ]
+    app.view_functions["api.me"] = timed("view web.api.auth.me", app.view_functions["api.me"])
+    app.wsgi_app = timed("whole request (WSGI, no HTTP)", app.wsgi_app)  # type: ignore[method-assign]
+    jwt.verify = timed("  of which core.security.jwt.verify", jwt.verify)
+
+    client = app.test_client()
+    base = f"http://{HOST}"
+    token = client.post(
+        "/api/v1/auth/token", json={"email": EMAIL, "password": PASSWORD}, base_url=base
+    ).json["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    me = client.get("/api/v1/me", headers=headers, base_url=base).json
+    path = "/users/" + me["subject"].removeprefix("user:")
+    for _ in range(300):
+        client.get("/api/v1/me", headers=headers, base_url=base)
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def collect(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(" ".join(statement.split())[:110])
+
+    event.listen(engine, "before_cursor_execute", collect)
+    client.get("/api/v1/me", headers=headers, base_url=base)
+    event.remove(engine, "before_cursor_execute", collect)
+    spent.clear()
+    for _ in range(requests):
+        client.get("/api/v1/me", headers=headers, base_url=base)
+    bare = bare_app().test_client()
+    for _ in range(300):
+        bare.get(path)
+    started = time.perf_counter()
+    for _ in range(requests):
+        bare.get(path)
+    bare_ms = (time.perf_counter() - started) / requests * 1000
+    print(f"\nours, GET /api/v1/me in-process, mean of {requests} requests:")
+    for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        if seconds / requests >= 0.000005:
+            print(f"  {seconds / requests * 1000:6.3f} ms  {name}")
+    print(f"  {bare_ms:6.3f} ms  bare: whole request (WSGI, no HTTP), for comparison")
+    print(f"\nSQL of one request (besides the pool's ping, BEGIN and ROLLBACK): {len(statements)}")
+    for statement in statements:
+        print(f"  {statement}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1500, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of each app")
+    parser.add_argument("--warmup", type=int, default=300, help="warm-up requests per app")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="time ours' hooks in-process instead"
+    )
+    parser.add_argument("--serve", choices=("ours", "bare"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    print(f"database {make_url(database_url()).database}, redis {redis_url()}", flush=True)
+    recreate_database(database_url())
+    provision()
+    if args.breakdown:
+        breakdown(args.requests)
+    else:
+        measure(args)
+
+
+if __name__ == "__main__":
+    main()
