@@ -9,30 +9,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.columns import audit_columns_v1
+
 revision = "0003_identity"
 down_revision = "0002_audit"
 branch_labels = None
 depends_on = None
-
-
-def _audit_columns() -> list[sa.Column]:
-    return [
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("created_by", sa.String(), nullable=True),
-        sa.Column("updated_by", sa.String(), nullable=True),
-        sa.Column("is_active", sa.Boolean(), server_default="true", nullable=False),
-    ]
 
 
 def upgrade() -> None:
@@ -45,7 +27,7 @@ def upgrade() -> None:
         "settings",
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("value", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        *_audit_columns(),
+        *audit_columns_v1(),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_settings")),
     )
 
@@ -60,7 +42,7 @@ def upgrade() -> None:
         sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("user_id", sa.Integer(), nullable=True),
-        *_audit_columns(),
+        *audit_columns_v1(),
         sa.ForeignKeyConstraint(
             ["role_id"],
             ["roles.id"],

@@ -7,30 +7,12 @@ Revises: 0005_personal_data
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import audit_columns_v1
+
 revision = "0006_agents"
 down_revision = "0005_personal_data"
 branch_labels = None
 depends_on = None
-
-
-def _audit_columns() -> list[sa.Column]:
-    return [
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("created_by", sa.String(), nullable=True),
-        sa.Column("updated_by", sa.String(), nullable=True),
-        sa.Column("is_active", sa.Boolean(), server_default="true", nullable=False),
-    ]
 
 
 def upgrade() -> None:
@@ -40,7 +22,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=10), nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("parent_id", sa.Integer(), nullable=True),
-        *_audit_columns(),
+        *audit_columns_v1(),
         sa.CheckConstraint("kind IN ('agency', 'team')", name=op.f("ck_org_units_kind")),
         sa.CheckConstraint(
             "kind = 'agency' OR parent_id IS NOT NULL", name=op.f("ck_org_units_team_has_parent")
@@ -84,7 +66,7 @@ def upgrade() -> None:
         sa.Column("licence_number", sa.String(length=50), nullable=False),
         sa.Column("licence_expires_on", sa.Date(), nullable=False),
         sa.Column("territories", sa.ARRAY(sa.Text()), server_default="{}", nullable=False),
-        *_audit_columns(),
+        *audit_columns_v1(),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_agents_user_id_users"), ondelete="RESTRICT"
         ),

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.columns import audit_columns_v1
+
 revision = "0007_customers"
 down_revision = "0006_agents"
 branch_labels = None
@@ -32,26 +34,6 @@ SEARCH_VECTOR_SQL = (
     "coalesce(regexp_replace(phone, '[^0-9]', '', 'g'), '') || ' ' || "
     "coalesce(registration_number, ''))"
 )
-
-
-def _audit_columns() -> list[sa.Column]:
-    return [
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("created_by", sa.String(), nullable=True),
-        sa.Column("updated_by", sa.String(), nullable=True),
-        sa.Column("is_active", sa.Boolean(), server_default="true", nullable=False),
-    ]
 
 
 def upgrade() -> None:
@@ -87,7 +69,7 @@ def upgrade() -> None:
             sa.Computed(SEARCH_VECTOR_SQL, persisted=True),
             nullable=False,
         ),
-        *_audit_columns(),
+        *audit_columns_v1(),
         sa.CheckConstraint("kind IN ('person', 'company')", name=op.f("ck_customers_kind")),
         sa.CheckConstraint(
             "status IN ('active', 'inactive', 'merged')", name=op.f("ck_customers_status")
@@ -147,7 +129,7 @@ def upgrade() -> None:
         sa.Column("label", sa.String(length=40), nullable=True),
         sa.Column("email", sa.String(length=255), nullable=True),
         sa.Column("phone", sa.String(length=40), nullable=True),
-        *_audit_columns(),
+        *audit_columns_v1(),
         sa.CheckConstraint(
             "(email IS NULL) <> (phone IS NULL)", name=op.f("ck_customer_contacts_email_or_phone")
         ),
