@@ -20,6 +20,8 @@ def init_app(app: Flask) -> None:
         auth,
         cli,
         clients,
+        customer_import,
+        customers,
         errors,
         health,
         jobs,
@@ -47,5 +49,7 @@ def init_app(app: Flask) -> None:
     account.init_app(app)
     clients.init_app(app)
     agents.init_app(app)
+    customers.init_app(app)
+    customer_import.init_app(app)
     api.init_app(app)
     cli.init_app(app)

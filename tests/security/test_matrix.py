@@ -90,11 +90,18 @@ SAMPLES: dict[str, Callable[[Objects], dict[str, Any]]] = {
     "api.get_agent": lambda o: {"agent_id": 2_000_000_000},
     "api.update_agent": lambda o: {"agent_id": 2_000_000_000},
     # No such customer: a holder gets 404 (or 422 for an empty body), nobody else through.
+    "customers.show": lambda o: {"customer_id": 2_000_000_000},
     "api.get_customer": lambda o: {"customer_id": 2_000_000_000},
     "api.update_customer": lambda o: {"customer_id": 2_000_000_000},
     "api.delete_customer": lambda o: {"customer_id": 2_000_000_000},
     "api.export_customer": lambda o: {"customer_id": 2_000_000_000},
     "api.merge_customers": lambda o: {"customer_id": 2_000_000_000},
+    # No such upload or import in this tenant: a holder gets 404, nobody else through.
+    "customer_import.mapping_form": lambda o: {"upload_id": uuid.UUID(int=1)},
+    "customer_import.start": lambda o: {"upload_id": uuid.UUID(int=1)},
+    "customer_import.show": lambda o: {"job_id": o.job_id},
+    "customer_import.status": lambda o: {"job_id": o.job_id},
+    "customer_import.errors_csv": lambda o: {"job_id": o.job_id},
     "security.reset_password": lambda o: {"token": BAD_TOKEN},
     "security.two_factor_setup_validate": lambda o: {"token": BAD_TOKEN},
     "security.wan_register_response": lambda o: {"token": BAD_TOKEN},
