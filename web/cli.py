@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from werkzeug.serving import run_simple
 
 from core import audit, embedded, settings
+from core import demo as demo_data
 from core.db import db
 from core.tenancy import tenant_context
 from tenants import migrations, provisioning, registry, runner
@@ -204,7 +205,12 @@ def _prepare_database(app: Flask) -> None:
     with app.app_context(), tenant_context(demo), audit.acting_as("system:demo"):
         settings.set("mfa_required_roles", [])
         db.session.commit()
+        seeded = demo_data.seed(password_hash)
     click.echo(f"Created the demo tenant {DEMO_SLUG!r} (two-factor not required for its admin)")
+    if seeded:
+        click.echo(
+            f"Seeded it with {len(seeded.agent_emails)} agents and {seeded.customers} customers"
+        )
 
 
 def _child_env(app: Flask, server_name: str) -> dict[str, str]:
@@ -262,6 +268,8 @@ def _print_banner(server_name: str) -> None:
         "\nPower Buyer is running.\n"
         f"  Demo brokerage:  http://{DEMO_SLUG}.{server_name}\n"
         f"  Log in as:       {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+        f"  Or as:           {demo_data.MANAGER_EMAIL}, {demo_data.agent_email(1)} to "
+        f"{demo_data.agent_email(demo_data.AGENT_COUNT)} (same password)\n"
         f"  Sign up another: http://{server_name}\n"
         "Press Ctrl-C to stop.\n"
     )

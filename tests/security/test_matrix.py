@@ -96,6 +96,8 @@ SAMPLES: dict[str, Callable[[Objects], dict[str, Any]]] = {
     "api.delete_customer": lambda o: {"customer_id": 2_000_000_000},
     "api.export_customer": lambda o: {"customer_id": 2_000_000_000},
     "api.merge_customers": lambda o: {"customer_id": 2_000_000_000},
+    "api.create_verification": lambda o: {"customer_id": 2_000_000_000},
+    "api.list_verifications": lambda o: {"customer_id": 2_000_000_000},
     # No such upload or import in this tenant: a holder gets 404, nobody else through.
     "customer_import.mapping_form": lambda o: {"upload_id": uuid.UUID(int=1)},
     "customer_import.start": lambda o: {"upload_id": uuid.UUID(int=1)},

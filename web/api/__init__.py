@@ -22,7 +22,7 @@ spec = ApiSpec(
 )
 
 # Endpoint modules register on `bp` and `spec` when imported.
-from web.api import agents, auth, customers, meta, principal  # noqa: E402, F401
+from web.api import agents, auth, customers, meta, principal, verifications  # noqa: E402, F401
 
 
 def init_app(app: Flask) -> None:
