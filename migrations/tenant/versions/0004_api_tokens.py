@@ -7,6 +7,8 @@ Revises: 0003_identity
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import audit_columns_v1
+
 revision = "0004_api_tokens"
 down_revision = "0003_identity"
 branch_labels = None
@@ -51,21 +53,7 @@ def upgrade() -> None:
         sa.Column("secret_hash", sa.String(length=64), nullable=False),
         sa.Column("scopes", sa.ARRAY(sa.String(length=64)), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("created_by", sa.String(), nullable=True),
-        sa.Column("updated_by", sa.String(), nullable=True),
-        sa.Column("is_active", sa.Boolean(), server_default="true", nullable=False),
+        *audit_columns_v1(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_clients")),
         sa.UniqueConstraint("client_id", name=op.f("uq_api_clients_client_id")),
     )

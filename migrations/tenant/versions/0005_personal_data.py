@@ -12,6 +12,8 @@ Revises: 0004_api_tokens
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.columns import audit_columns_v1
+
 revision = "0005_personal_data"
 down_revision = "0004_api_tokens"
 branch_labels = None
@@ -66,21 +68,7 @@ def upgrade() -> None:
         sa.Column("entity", sa.String(length=100), nullable=False),
         sa.Column("keep_days", sa.Integer(), nullable=False),
         sa.Column("action", sa.String(length=10), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("created_by", sa.String(), nullable=True),
-        sa.Column("updated_by", sa.String(), nullable=True),
-        sa.Column("is_active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
+        *audit_columns_v1(),
         sa.CheckConstraint("keep_days > 0", name=op.f("ck_retention_policies_keep_days_positive")),
         sa.CheckConstraint(
             "action IN ('erase', 'delete')", name=op.f("ck_retention_policies_action")
