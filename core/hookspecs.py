@@ -49,12 +49,25 @@ class Refusal(Exception):
 
     The manager hands it to the caller (the edge turns it into a 422 naming `field`)
     and keeps the plugin enabled. Any other exception counts as the plugin failing.
+
+    Several fields can be refused at once with `errors` (field -> message), so a form
+    or a 422 names every bad field in one answer rather than one per attempt.
     """
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        errors: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.errors: dict[str, str] = dict(errors or {})
+        if field is not None and field not in self.errors:
+            self.errors[field] = message
+        if self.field is None and len(self.errors) == 1:
+            self.field = next(iter(self.errors))
 
 
 # --- Product lines and rating -------------------------------------------------------
@@ -133,12 +146,22 @@ class ProductLine:
 
 @dataclass(frozen=True)
 class RatingStep:
-    """One step of a premium calculation, enough to replay the quote to the cent."""
+    """One step of a premium calculation, enough to replay the quote to the cent.
+
+    `name` is stable across versions of the tariff (renewals compare steps by name);
+    `label` is what a broker reads ("No-claim bonus"); `factor` the rating factor's
+    value in words ("35%", "zone A, 1001-1500cc"); `sign` how `result` enters the
+    premium: +1 added, -1 subtracted, 0 an intermediate figure (the insured value).
+    `inputs` and `result` are plain values (str, int, Decimal, bool), never floats.
+    """
 
     name: str
     inputs: Mapping[str, Any]
     result: Decimal
     rate_table_version: str
+    label: str = ""
+    factor: str = ""
+    sign: int = 0
 
 
 @dataclass(frozen=True)
@@ -294,14 +317,30 @@ def powerbuyer_product_lines() -> Sequence[ProductLine]:
 @hookspec(firstresult=True)
 @tenant_scoped
 def powerbuyer_compute_premium(
-    product_line: str, risk: Mapping[str, Any], rate_table: RateTable
+    product_line: str, risk: Mapping[str, Any], rate_table: RateTable, start_date: date
 ) -> Premium | None:
-    """Rate one risk of `product_line` on `rate_table` (the tenant's effective version,
-    or the line's default) and return the premium, its currency and the step-by-step
-    trace that replays it to the cent.
+    """Rate one risk of `product_line` on `rate_table` (the tenant's version in force on
+    `start_date`, or the line's default) and return the annual premium, its currency
+    and the step-by-step trace that replays it to the cent.
 
-    Return None for a product line that is not yours. Raise `Refusal(message, field)`
-    for bad input (an unknown zone, a negative value); it becomes a 422 naming the field.
+    `risk` holds the values as the caller sent them (JSON: strings, numbers, booleans);
+    validate and convert them here. Return None for a product line that is not yours.
+    Raise `Refusal(message, errors={field: reason, ...})` naming every bad field (an
+    unknown zone, a negative value); it becomes a 422 naming each of them.
+    """
+
+
+@hookspec(firstresult=True)
+def powerbuyer_parse_rate_table(
+    product_line: str, filename: str, content: bytes
+) -> RateTable | None:
+    """Read a rate table a tenant uploads for `product_line` (the file's name and bytes:
+    JSON, CSV or whatever formats the line documents, an SOA XTbML mortality table for
+    instance) and return it checked and normalised, with its `version`.
+
+    The caller sets `effective_from` and stores it; the plugin only reads and checks.
+    Return None for a product line that is not yours. Raise `Refusal` naming the bad
+    entry (`errors={"own_damage_rate_percent.A[0]": "must be a positive number"}`).
     """
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -325,8 +326,10 @@ def test_a_refusal_reaches_the_caller_and_keeps_the_plugin_enabled(alpha: Tenant
                 product_line="motor_private_car",
                 risk={"zone": "C"},
                 rate_table=table,
+                start_date=date(2027, 1, 1),
             )
         assert refused.value.field == "zone"
+        assert refused.value.errors == {"zone": "zone must be A or B"}
     assert host.enabled_for("picky", tenant)
 
 
