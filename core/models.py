@@ -7,6 +7,9 @@ import core.customers.models
 import core.customers.verification
 import core.gdpr
 import core.jobs
+import core.numbering
+import core.policies.models
+import core.products.models
 import core.security.crypto
 import core.security.invitations
 import core.security.models

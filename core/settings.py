@@ -18,7 +18,7 @@ from sqlalchemy import String, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core import audit
+from core import audit, numbering
 from core.audit import AuditMixin
 from core.db import Base, db
 from core.tenancy import require_tenant
@@ -82,6 +82,10 @@ def _channel(value: Any) -> str:
     return value.strip()
 
 
+def _number_pattern(value: Any) -> str:
+    return numbering.check_pattern(value)
+
+
 CATALOGUE: dict[str, Setting] = {
     "mfa_required_roles": Setting(
         ["admin"], _names, "Roles that must use two-factor authentication"
@@ -102,6 +106,12 @@ CATALOGUE: dict[str, Setting] = {
     "invitation_hours": Setting(72, _int_between(1, 30 * 24), "Invitations expire after (hours)"),
     "agent_book_scope": Setting("own", _one_of("own", "all"), "What agents see of the book"),
     "email_channel": Setting("smtp", _channel, "Notification channel for email"),
+    "policy_number_pattern": Setting(
+        "POL-{yyyy}-{seq:06}", _number_pattern, "Policy numbers, e.g. POL-{yyyy}-{seq:06}"
+    ),
+    "renewal_offer_days": Setting(
+        30, _int_between(1, 180), "Offer renewal this many days before a policy expires"
+    ),
 }
 
 

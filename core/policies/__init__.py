@@ -1,0 +1,1 @@
+"""Policies: quotes, binding and issue, versions (endorsements), renewals, cancellation."""
