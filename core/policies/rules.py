@@ -12,6 +12,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select
 
+# Customer's own reach rule must be registered before this one is used: without it
+# scope.visible(Customer) would be true() for everyone.
+import core.customers.rules  # noqa: F401
 from core.customers.models import Customer
 from core.policies.models import Policy, Quote
 from core.security import scope
