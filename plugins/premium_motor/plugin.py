@@ -1,73 +1,32 @@
-"""Motor private car: the product line and its default tariff (PRODUCT.md, India Motor
-Tariff structure).
+"""Motor private car: the product line, its default tariff (PRODUCT.md, India Motor
+Tariff structure) and its rating.
 
-A declaration only: the rating that applies this tariff comes with the products work,
-so this plugin does not implement `powerbuyer_compute_premium` yet.
+The hooks only dispatch: rating is `rating.rate`, a pure function core can replay;
+the tariff's shape and checks are in `tariff.py`, risk checks in `risk.py`, and the
+JSON and CSV formats a tenant uploads its own tariff in are described in `upload.py`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal as D
+from typing import Any
 
 from core.hookspecs import (
     Coverage,
     LapseRules,
+    Premium,
     ProductLine,
     RateTable,
     RiskField,
     hookimpl,
 )
 
-CODE = "motor_private_car"
+from .rating import rate
+from .tariff import CODE, DEFAULT_TARIFF
+from .upload import read_upload
+
 VOLUNTARY_DEDUCTIBLES = ("0", "2500", "5000", "7500", "15000")
-
-
-def _od_rates(up_to_60: str, up_to_120: str, older: str) -> list[dict]:
-    """Own-damage rates in % of IDV by engine band (<=1000cc, 1001-1500cc, >1500cc)."""
-    return [
-        {"max_age_months": 60, "rates": [D(r) for r in up_to_60.split()]},
-        {"max_age_months": 120, "rates": [D(r) for r in up_to_120.split()]},
-        {"max_age_months": None, "rates": [D(r) for r in older.split()]},
-    ]
-
-
-DEFAULT_TARIFF = RateTable(
-    product_line=CODE,
-    version="default-1",
-    currency="INR",
-    data={
-        "rounding": "half-up to the cent at every step",
-        "depreciation": [
-            {"max_age_months": 6, "rate": D("0.05")},
-            {"max_age_months": 12, "rate": D("0.15")},
-            {"max_age_months": 24, "rate": D("0.20")},
-            {"max_age_months": 36, "rate": D("0.30")},
-            {"max_age_months": 48, "rate": D("0.40")},
-            {"max_age_months": 60, "rate": D("0.50")},
-        ],
-        "agreed_value_after_months": 60,
-        "engine_bands_cc": [1000, 1500, None],
-        "own_damage_rate_percent": {
-            "A": _od_rates("3.127 3.283 3.440", "3.283 3.447 3.612", "3.362 3.529 3.698"),
-            "B": _od_rates("3.039 3.191 3.343", "3.191 3.351 3.510", "3.267 3.430 3.594"),
-        },
-        "voluntary_deductible_discount": [
-            {"deductible": D("2500"), "rate": D("0.20"), "cap": D("750")},
-            {"deductible": D("5000"), "rate": D("0.25"), "cap": D("1500")},
-            {"deductible": D("7500"), "rate": D("0.30"), "cap": D("2000")},
-            {"deductible": D("15000"), "rate": D("0.35"), "cap": D("2500")},
-        ],
-        # Claim-free years -> bonus; 5 covers "5 or more".
-        "no_claim_bonus": [
-            {"claim_free_years": 1, "rate": D("0.20")},
-            {"claim_free_years": 2, "rate": D("0.25")},
-            {"claim_free_years": 3, "rate": D("0.35")},
-            {"claim_free_years": 4, "rate": D("0.45")},
-            {"claim_free_years": 5, "rate": D("0.50")},
-        ],
-        "third_party_by_engine_band": [D("2094"), D("3416"), D("7897")],
-    },
-)
 
 MOTOR_PRIVATE_CAR = ProductLine(
     code=CODE,
@@ -110,3 +69,23 @@ MOTOR_PRIVATE_CAR = ProductLine(
 @hookimpl
 def powerbuyer_product_lines() -> list[ProductLine]:
     return [MOTOR_PRIVATE_CAR]
+
+
+# No `start_date`: nothing in the tariff depends on the date, and the caller has already
+# chosen the table in force on it.
+@hookimpl
+def powerbuyer_compute_premium(
+    product_line: str, risk: Mapping[str, Any], rate_table: RateTable
+) -> Premium | None:
+    if product_line != CODE:
+        return None
+    return rate(risk, rate_table)
+
+
+@hookimpl
+def powerbuyer_parse_rate_table(
+    product_line: str, filename: str, content: bytes
+) -> RateTable | None:
+    if product_line != CODE:
+        return None
+    return read_upload(filename, content)
