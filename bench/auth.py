@@ -22,9 +22,17 @@ p50/p95 latency of each, and throughput(ours) / throughput(bare) against the tar
 of 0.60.
 
 `--breakdown` prints instead where ours spends a request: each before/after/teardown
-hook and the view, timed in-process (no HTTP), and the database statements it sends.
+hook and the view, timed in-process (no HTTP), and for both apps the round trips of one
+request: each PostgreSQL message that waits for an answer (from libpq's trace) and each
+Redis command.
+
+`--against CHECKOUT` serves ours a second time from another checkout of the project
+(say, the commit before a change), as `base`, in the same alternating rounds, and also
+prints throughput(ours) / throughput(base): a before/after comparison under the same
+load. Both must run on this database's schema.
 
 Run:  python bench/auth.py [--requests 1500] [--rounds 6] [--warmup 300] [--breakdown]
+                           [--against CHECKOUT]
 Database: BENCH_AUTH_DATABASE_URL (a superuser URL), default
 postgresql://postgres@127.0.0.1:5432/powerbuyer_bench_auth, dropped and created again
 each run, with its roles (prefixed `<database>__`). Redis: REDIS_URL, default
@@ -227,14 +235,15 @@ class Server:
         self.process.wait(timeout=10)
 
 
-def start(kind: str) -> Server:
+def start(kind: str, root: Path = ROOT) -> Server:
+    """Serve `kind` from the checkout at `root` (this one, or `--against`'s)."""
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind],
+        [sys.executable, str(root / "bench" / "auth.py"), "--serve", kind],
         stdout=subprocess.PIPE,
         # Ours writes its request log lines, as in production; they are dropped.
         stderr=subprocess.DEVNULL,
         text=True,
-        cwd=ROOT,
+        cwd=root,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -304,27 +313,36 @@ class Figures:
 
 
 def measure(args: argparse.Namespace) -> None:
-    ours, bare = start("ours"), start("bare")
+    servers = {"ours": start("ours")}
+    if args.against:
+        servers["base"] = start("ours", Path(args.against).resolve())
+    servers["bare"] = start("bare")
     try:
-        token = access_token(ours.port)
-        a = Client(ours.port, "/api/v1/me", {"Authorization": f"Bearer {token}"})
-        answer = a.get()
+        token = access_token(servers["ours"].port)
+        bearer = {"Authorization": f"Bearer {token}"}
+        clients = {
+            name: Client(server.port, "/api/v1/me", bearer)
+            for name, server in servers.items()
+            if name != "bare"
+        }
+        answer = clients["ours"].get()
         user_id = json.loads(answer[1])["subject"].removeprefix("user:")
-        b = Client(bare.port, f"/users/{user_id}", {})
-        if b.get() != answer:
-            raise RuntimeError(f"the answers differ: ours {answer!r}, bare {b.get()!r}")
-        print(f"both answer 200 with the same {len(answer[1])} bytes")
-        a.run(args.warmup)
-        b.run(args.warmup)
-        runs: dict[str, list[Figures]] = {"ours": [], "bare": []}
+        clients["bare"] = Client(servers["bare"].port, f"/users/{user_id}", {})
+        for name, client in clients.items():
+            if (other := client.get()) != answer:
+                raise RuntimeError(f"the answers differ: ours {answer!r}, {name} {other!r}")
+        print(f"{' and '.join(clients)} answer 200 with the same {len(answer[1])} bytes")
+        for client in clients.values():
+            client.run(args.warmup)
+        runs: dict[str, list[Figures]] = {name: [] for name in clients}
         for _ in range(args.rounds):
-            for name, client in (("ours", a), ("bare", b)):
+            for name, client in clients.items():
                 started = time.perf_counter()
                 latencies = client.run(args.requests)
                 runs[name].append(Figures(latencies, time.perf_counter() - started))
     finally:
-        ours.stop()
-        bare.stop()
+        for server in servers.values():
+            server.stop()
     report(runs, args)
 
 
@@ -346,22 +364,90 @@ def report(runs: dict[str, list[Figures]], args: argparse.Namespace) -> None:
             f"{name:5}| {total[name].rps:6.0f} | {total[name].percentile_ms(0.5):6.2f} |"
             f" {total[name].percentile_ms(0.95):6.2f} | {' '.join(f'{f.rps:.0f}' for f in figures)}"
         )
+    print()
+    for name in runs:
+        if name != "bare":
+            ratio = total[name].rps / total["bare"].rps
+            ratios = [o.rps / b.rps for o, b in zip(runs[name], runs["bare"], strict=True)]
+            print(
+                f"throughput({name}) / throughput(bare) = {ratio:.3f}"
+                f" (rounds: {min(ratios):.3f} .. {max(ratios):.3f})"
+            )
+    if "base" in runs:
+        print(f"throughput(ours) / throughput(base) = {total['ours'].rps / total['base'].rps:.3f}")
     ratio = total["ours"].rps / total["bare"].rps
-    ratios = [o.rps / b.rps for o, b in zip(runs["ours"], runs["bare"], strict=True)]
-    print(
-        f"\nthroughput(ours) / throughput(bare) = {ratio:.3f}"
-        f" (rounds: {min(ratios):.3f} .. {max(ratios):.3f})"
-    )
     print(f"{'PASS' if ratio >= TARGET else 'FAIL'}  ratio at least {TARGET:.2f}")
 
 
 # --- where ours spends a request --------------------------------------------------------
 
 
-def breakdown(requests: int) -> None:
-    """Time each hook and the view of ours in-process, and list its SQL."""
+def round_trips(engine: Any, call: Callable[[], Any]) -> list[str]:
+    """What one `call` waits for the servers for: each PostgreSQL message that ends in
+    a wait for the answer (a simple-protocol Query, an extended-protocol Sync), read
+    from libpq's own trace of the pooled connections, and each Redis command sent.
+    """
+    import tempfile
+
+    import redis.connection
+    from psycopg import pq
     from sqlalchemy import event
 
+    pooled: list[Any] = []
+
+    def remember(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection not in pooled:
+            pooled.append(dbapi_connection)
+
+    event.listen(engine, "checkin", remember)
+    for _ in range(20):  # every pooled connection passes a check-in
+        call()
+    event.remove(engine, "checkin", remember)
+    sent: list[str] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def send_packed_command(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+        chunks = command if isinstance(command, list) else [command]
+        words = b"".join(chunks).split(b"\r\n")[2:7:2]
+        sent.append("Redis: " + b" ".join(words).decode(errors="replace"))
+        return original(self, command, *args, **kwargs)
+
+    with tempfile.TemporaryFile("w+") as trace:
+        for dbapi_connection in pooled:
+            dbapi_connection.pgconn.trace(trace.fileno())
+            dbapi_connection.pgconn.set_trace_flags(
+                pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE
+            )
+        redis.connection.AbstractConnection.send_packed_command = send_packed_command  # type: ignore[method-assign]
+        try:
+            call()
+        finally:
+            redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+            for dbapi_connection in pooled:
+                dbapi_connection.pgconn.untrace()  # flushes libpq's buffer
+        trace.seek(0)
+        lines = trace.read().splitlines()
+    waits: list[str] = []
+    parsed = "(prepared statement)"
+    for line in lines:
+        # Statements with line breaks continue on lines of their own, skipped here.
+        fields = line.split("\t")
+        if len(fields) < 3 or fields[0] != "F":
+            continue
+        message, detail = fields[2], fields[3].strip() if len(fields) > 3 else ""
+        if message == "Query":
+            waits.append("PostgreSQL: " + detail.strip('"'))
+        elif message == "Parse":
+            parsed = detail.split('" "', 1)[-1].rstrip('"').split(" NNNN")[0]
+        elif message == "Sync":
+            waits.append("PostgreSQL: " + parsed)
+            parsed = "(prepared statement)"
+    return waits + sent
+
+
+def breakdown(requests: int) -> None:
+    """Time each hook and the view of ours in-process, and list the round trips of
+    a request of each app."""
     from core.db import db
     from core.security import jwt
 
@@ -411,34 +497,36 @@ def breakdown(requests: int) -> None:
     path = "/users/" + me["subject"].removeprefix("user:")
     for _ in range(300):
         client.get("/api/v1/me", headers=headers, base_url=base)
-    statements: list[str] = []
+    # Outside the app context: a request inside one would reuse it, and its session
+    # would outlive the request.
     with app.app_context():
         engine = db.engine
-
-    def collect(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        statements.append(" ".join(statement.split())[:110])
-
-    event.listen(engine, "before_cursor_execute", collect)
-    client.get("/api/v1/me", headers=headers, base_url=base)
-    event.remove(engine, "before_cursor_execute", collect)
+    ours_waits = round_trips(
+        engine, lambda: client.get("/api/v1/me", headers=headers, base_url=base)
+    )
     spent.clear()
     for _ in range(requests):
         client.get("/api/v1/me", headers=headers, base_url=base)
-    bare = bare_app().test_client()
+    bare = bare_app()
+    bare_client = bare.test_client()
     for _ in range(300):
-        bare.get(path)
+        bare_client.get(path)
     started = time.perf_counter()
     for _ in range(requests):
-        bare.get(path)
+        bare_client.get(path)
     bare_ms = (time.perf_counter() - started) / requests * 1000
+    with bare.app_context():
+        engine = bare.extensions["sqlalchemy"].engine
+    bare_waits = round_trips(engine, lambda: bare_client.get(path))
     print(f"\nours, GET /api/v1/me in-process, mean of {requests} requests:")
     for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
         if seconds / requests >= 0.000005:
             print(f"  {seconds / requests * 1000:6.3f} ms  {name}")
     print(f"  {bare_ms:6.3f} ms  bare: whole request (WSGI, no HTTP), for comparison")
-    print(f"\nSQL of one request (besides the pool's ping, BEGIN and ROLLBACK): {len(statements)}")
-    for statement in statements:
-        print(f"  {statement}")
+    for name, waits in (("ours", ours_waits), ("bare", bare_waits)):
+        print(f"\nround trips of one request, {name}: {len(waits)}")
+        for wait in waits:
+            print(f"  {wait[:120]}")
 
 
 def main() -> None:
@@ -448,6 +536,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300, help="warm-up requests per app")
     parser.add_argument(
         "--breakdown", action="store_true", help="time ours' hooks in-process instead"
+    )
+    parser.add_argument(
+        "--against",
+        metavar="CHECKOUT",
+        help="also serve ours from another checkout ('base'), in the same rounds",
     )
     parser.add_argument("--serve", choices=("ours", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -26,6 +26,10 @@ from core.agents.models import AGENCY, TEAM, Agent, OrgUnit
 from core.customers.models import COMPANY, PERSON, Customer
 from core.customers.rules import clean
 from core.db import db
+from core.policies import operations, quotes
+from core.policies.rules import declarations_for
+from core.products import lines
+from core.products import operations as products
 from core.security.models import Role, User
 
 ACTOR = "system:demo"
@@ -35,6 +39,9 @@ CUSTOMER_COUNT = 300
 COMPANY_SHARE = 6
 MANAGER_EMAIL = "manager@example.com"
 TEAMS = ("North Team", "South Team")
+# Customers given a quote; four in five of those quotes become issued policies.
+POLICIES = 40
+MOTOR, LIFE = "motor_private_car", "term_life"
 
 FIRST_NAMES = (
     "Alice", "Ben", "Chloe", "Daniel", "Emma", "Farid", "Grace", "Hugo", "Isla", "Jamal",
@@ -68,6 +75,7 @@ class Seeded:
     agent_emails: list[str]
     manager_email: str
     customers: int
+    policies: int = 0
 
 
 def agent_email(number: int) -> str:
@@ -83,7 +91,10 @@ def seed(password_hash: str, *, seed: int = 2026, today: date | None = None) -> 
     with audit.acting_as(ACTOR):
         agent_ids = _staff(password_hash, rng, today or date.today())
         created = _customers(agent_ids, rng, today or date.today())
-    return Seeded([agent_email(n) for n in range(1, AGENT_COUNT + 1)], MANAGER_EMAIL, created)
+        issued = _policies(rng, today or date.today())
+    return Seeded(
+        [agent_email(n) for n in range(1, AGENT_COUNT + 1)], MANAGER_EMAIL, created, issued
+    )
 
 
 def _user(email: str, role: str, password_hash: str) -> User:
@@ -198,3 +209,57 @@ def _customers(agent_ids: list[int], rng: random.Random, today: date) -> int:
     audit.record("customers.import", entity="customers", details={"created": len(rows)})
     db.session.commit()
     return len(rows)
+
+
+def _motor_risk(rng: random.Random) -> dict[str, Any]:
+    age = rng.choice((3, 10, 18, 30, 42, 54))
+    return {
+        "vehicle_value": str(rng.randrange(400_000, 2_500_000, 5_000)),
+        "vehicle_age_months": age,
+        "engine_cc": rng.choice((998, 1197, 1498, 1995)),
+        "zone": rng.choice(("A", "B")),
+        "claim_free_years": rng.randint(0, 5),
+        "voluntary_deductible": rng.choice((0, 0, 2500, 5000, 7500, 15000)),
+    }
+
+
+def _life_risk(rng: random.Random) -> dict[str, Any]:
+    return {
+        "issue_age": rng.randint(25, 55),
+        "term_years": rng.choice((10, 15, 20)),
+        "sum_assured": str(rng.randrange(50_000, 500_000, 10_000)),
+        "sex": rng.choice(("male", "female")),
+        "smoker": rng.random() < 0.2,
+    }
+
+
+def _policies(rng: random.Random, today: date) -> int:
+    """Motor and term-life business, if the tenant enabled those plugins: the products,
+    open quotes, and policies issued over the past year (so renewal offers come due),
+    all through the policy operations as the tenant's admin."""
+    sold = [code for code in (MOTOR, LIFE) if lines.get(code) is not None]
+    admin = db.session.scalars(
+        select(User).join(User.roles).where(Role.name == "admin").order_by(User.id)
+    ).first()
+    if not sold or admin is None:
+        return 0
+    for code in sold:
+        products.enable_product(code, user=admin)
+    customers = db.session.scalars(
+        select(Customer.id).where(Customer.kind == PERSON).order_by(Customer.id).limit(POLICIES)
+    ).all()
+    issued = 0
+    for number, customer_id in enumerate(customers):
+        code = sold[number % len(sold)] if number % 4 == 3 else sold[0]
+        risk = _motor_risk(rng) if code == MOTOR else _life_risk(rng)
+        start = today - timedelta(days=rng.randint(0, 360))
+        quote = quotes.create_quote(
+            customer_id=customer_id, line_code=code, start_date=start, risk=risk, user=admin
+        )
+        if number % 5 == 4:
+            continue  # some quotes stay open, waiting for the customer
+        declarations = {key: True for key, _ in declarations_for(code)} or None
+        policy = operations.bind(quote.id, declarations=declarations, user=admin)
+        operations.issue(policy.id, user=admin)
+        issued += 1
+    return issued

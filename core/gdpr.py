@@ -7,13 +7,17 @@ Each module registers its tables that hold personal data:
         subject=lambda ref: Customer.id == ref.get("customer_id"),
         erase="pseudonymise",   # or "shred" (delete the rows) or "keep"
         age=Customer.created_at,  # for retention policies
+        export_also=(...),        # untagged columns the person's export shows too
+        files=...,                # the files a row points at (evidence scans)
     )
 
 - `export(ref)` returns every tagged column of every registered table for that person,
-  decrypted, as JSON-ready data. Needs customers:export; audited as `gdpr.export`.
+  decrypted, as JSON-ready data, with the files their rows point at (base64). Needs
+  customers:export; audited as `gdpr.export`.
 - `erase(ref)` deletes the person's rows of "shred" tables, and in "pseudonymise" tables
   (rows the law makes us keep: policies, invoices) replaces what identifies them by
-  `erased-<hash>` and clears everything else tagged, encrypted values included. Needs
+  `erased-<hash>` and clears everything else tagged, encrypted values included. The
+  files of erased rows are deleted once the transaction commits. Needs
   customers:delete; audited as `gdpr.erase`.
 - Retention policies (one per table and tenant: keep_days, action) run daily as the
   periodic job `gdpr.retention`.
@@ -23,11 +27,13 @@ A test fails when a column tagged pii in any tenant table is not covered here.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -93,6 +99,20 @@ Subject = Callable[[PersonRef], "ColumnElement[bool] | None"]
 
 
 @dataclass(frozen=True)
+class PersonalFile:
+    """A file outside the database that a row points at (an evidence scan): exported
+    with the row, deleted when the row is erased."""
+
+    path: Path
+    # The name to show in an export (what the file was called when uploaded).
+    name: str
+
+
+# A row (every column, by name) -> the files it points at.
+Files = Callable[[Mapping[str, Any]], Iterable[PersonalFile]]
+
+
+@dataclass(frozen=True)
 class Entry:
     table: Table
     # The person's rows, or None when this kind of reference cannot match here.
@@ -100,6 +120,8 @@ class Entry:
     erase: str
     age: Column[Any] | None
     erase_also: Mapping[str, Any]
+    export_also: tuple[Column[Any], ...] = ()
+    files: Files | None = None
 
     @property
     def name(self) -> str:
@@ -111,6 +133,17 @@ def _table(model: Any) -> Table:
     if not isinstance(table, Table):
         raise TypeError(f"{model!r} is neither a mapped class nor a Table")
     return table
+
+
+def _column(table: Table, column: Any) -> Column[Any]:
+    """A column of `table`, from a mapped attribute, a Column or its name."""
+    if isinstance(column, str):
+        found = table.c.get(column)
+    else:
+        found = column.property.columns[0] if hasattr(column, "property") else column
+    if found is None or found.table is not table:
+        raise ValueError(f"{column!r} is not a column of {table.name}")
+    return found
 
 
 def _pseudonymised(column: Column[Any], tag: PiiTag) -> bool:
@@ -158,11 +191,17 @@ class Registry:
         erase: str,
         age: Any = None,
         erase_also: Mapping[str, Any] | None = None,
+        export_also: Sequence[Any] = (),
+        files: Files | None = None,
     ) -> None:
         """Declare a table holding personal data (see the module docstring).
 
         `age`: the column whose value ages a row for retention policies. `erase_also`:
-        other columns set when a row is erased (users: active=False).
+        other columns set when a row is erased (users: active=False). `export_also`:
+        untagged columns the export shows besides the tagged ones (what a check found,
+        and when). `files(row)`: the files a row points at, exported with it and
+        deleted when it is erased (rows of such tables cannot be pseudonymised: the
+        file would outlive the erasure, so they must be "shred" or "keep").
         """
         table = _table(model)
         if table.name in self._entries:
@@ -179,9 +218,12 @@ class Registry:
         if age is not None:
             age_column = age.property.columns[0] if hasattr(age, "property") else age
         if erase == PSEUDONYMISE:
+            if files is not None:
+                raise ValueError(f"{table.name}: rows with files are shredded or kept")
             for column, tag in tagged_columns(table):
                 self._check_erasable(table, column, tag)
-        self._entries[table.name] = Entry(table, subject, erase, age_column, extra)
+        also = tuple(_column(table, c) for c in export_also)
+        self._entries[table.name] = Entry(table, subject, erase, age_column, extra, also, files)
 
     @staticmethod
     def _check_erasable(table: Table, column: Column[Any], tag: PiiTag) -> None:
@@ -195,6 +237,11 @@ class Registry:
         length = getattr(column.type, "length", None)
         if length is not None and length < _pseudonym_length(tag.kind):
             raise ValueError(f"{where} is too short ({length}) for a pseudonym")
+
+    def _with_files(self, ref: PersonRef) -> bool:
+        """Whether a table that can hold files is part of this person's data: audit
+        entries then count the files too."""
+        return any(e.files is not None and e.subject(ref) is not None for e in self.entries())
 
     def entries(self) -> list[Entry]:
         return [self._entries[name] for name in sorted(self._entries)]
@@ -211,15 +258,18 @@ class Registry:
     # --- Export -----------------------------------------------------------------------
 
     def export(self, ref: PersonRef, *, user: Any = None) -> dict[str, Any]:
-        """Everything tagged about the person, decrypted; commits its audit entry."""
+        """Everything tagged about the person, decrypted, and the files their rows point
+        at; commits its audit entry."""
         authorize(EXPORT_PERMISSION, user)
         tables: dict[str, list[dict[str, Any]]] = {}
+        files: list[dict[str, Any]] = []
         for entry in self.entries():
             where = entry.subject(ref)
             if where is None:
                 continue
             pk = list(entry.table.primary_key.columns)
-            columns = list(dict.fromkeys([*pk, *(c for c, _ in tagged_columns(entry.table))]))
+            tagged = (c for c, _ in tagged_columns(entry.table))
+            columns = list(dict.fromkeys([*pk, *tagged, *entry.export_also]))
             rows = db.session.execute(select(*columns).where(where).order_by(*pk)).all()
             tables[entry.name] = [
                 {
@@ -228,11 +278,16 @@ class Registry:
                 }
                 for row in rows
             ]
+            if entry.files is not None:
+                files.extend(_exported_files(entry, where))
         audit.record(
             "gdpr.export",
             entity="person",
             entity_id=person_fingerprint(ref),
-            details={"rows": {name: len(rows) for name, rows in tables.items()}},
+            details=_details(
+                {"rows": {name: len(rows) for name, rows in tables.items()}},
+                files=len(files) if self._with_files(ref) else None,
+            ),
         )
         db.session.commit()
         return {
@@ -241,15 +296,18 @@ class Registry:
             "exported_at": datetime.now(UTC).isoformat(),
             "subject": audit.jsonable(asdict(ref)),
             "tables": tables,
+            "files": files,
         }
 
     # --- Erasure ----------------------------------------------------------------------
 
     def erase(self, ref: PersonRef, *, user: Any = None) -> dict[str, int]:
-        """Erase the person everywhere, in one transaction; returns rows per table."""
+        """Erase the person everywhere, in one transaction; returns rows per table. The
+        files of the erased rows are deleted once that transaction has committed."""
         authorize(ERASE_PERMISSION, user)
         counts: dict[str, int] = {}
         kept: list[str] = []
+        doomed: list[PersonalFile] = []
         try:
             for entry in self.entries():
                 where = entry.subject(ref)
@@ -259,17 +317,22 @@ class Registry:
                     kept.append(entry.name)
                     continue
                 keys = _primary_keys(entry.table, where)
+                doomed.extend(_files_of(entry, keys))
                 counts[entry.name] = _erase_rows(entry, keys)
             audit.record(
                 "gdpr.erase",
                 entity="person",
                 entity_id=person_fingerprint(ref),
-                details={"rows": counts, "kept": kept},
+                details=_details(
+                    {"rows": counts, "kept": kept},
+                    files=len(doomed) if self._with_files(ref) else None,
+                ),
             )
             db.session.commit()
         except BaseException:
             db.session.rollback()
             raise
+        _delete_files(doomed)
         return counts
 
     # --- Retention --------------------------------------------------------------------
@@ -334,6 +397,7 @@ class Registry:
                 where = and_(where, _still_personal(entry.table))
             done[entity] = 0
             while keys := _primary_keys(entry.table, where, limit=chunk):
+                doomed = _files_of(entry, keys)
                 if removes:
                     db.session.execute(delete(entry.table).where(_pk_in(entry.table, keys)))
                 else:
@@ -344,8 +408,13 @@ class Registry:
                     details={"action": "delete" if removes else "erase", "rows": len(keys)},
                 )
                 db.session.commit()
+                _delete_files(doomed)
                 done[entity] += len(keys)
         return done
+
+
+def _details(details: dict[str, Any], *, files: int | None) -> dict[str, Any]:
+    return details if files is None else {**details, "files": files}
 
 
 def person_fingerprint(ref: PersonRef) -> str:
@@ -367,6 +436,57 @@ def _primary_keys(
 
 def _pk_in(table: Table, keys: list[tuple[Any, ...]]) -> ColumnElement[bool]:
     return tuple_(*table.primary_key.columns).in_(keys)
+
+
+def _rows_with_files(
+    entry: Entry, where: ColumnElement[bool]
+) -> Iterable[tuple[Mapping[str, Any], PersonalFile]]:
+    if entry.files is None:
+        return
+    pk = list(entry.table.primary_key.columns)
+    for row in db.session.execute(select(entry.table).where(where).order_by(*pk)).mappings():
+        for found in entry.files(row):
+            yield row, found
+
+
+def _exported_files(entry: Entry, where: ColumnElement[bool]) -> list[dict[str, Any]]:
+    """The files of the person's rows, as the export carries them (base64)."""
+    exported = []
+    for row, found in _rows_with_files(entry, where):
+        pk = {c.name: audit.jsonable(row[c.name]) for c in entry.table.primary_key.columns}
+        try:
+            content: bytes | None = found.path.read_bytes()
+        except FileNotFoundError:
+            # The row outlived its file: say so rather than fail the whole export.
+            log.warning("gdpr export: a file of %s row %s is missing", entry.name, pk)
+            content = None
+        exported.append(
+            {
+                "table": entry.name,
+                "row": pk,
+                "name": found.name,
+                "size": None if content is None else len(content),
+                "content_base64": None if content is None else base64.b64encode(content).decode(),
+            }
+        )
+    return exported
+
+
+def _files_of(entry: Entry, keys: list[tuple[Any, ...]]) -> list[PersonalFile]:
+    if entry.files is None or not keys:
+        return []
+    return [found for _, found in _rows_with_files(entry, _pk_in(entry.table, keys))]
+
+
+def _delete_files(files: Iterable[PersonalFile]) -> None:
+    """After the commit that erased their rows: a file whose row is gone is nobody's.
+    A failure is logged (the file name, never its content) and does not undo the
+    erasure, which is done."""
+    for found in files:
+        try:
+            found.path.unlink(missing_ok=True)
+        except OSError:
+            log.exception("gdpr: could not delete %s; delete it by hand", found.path)
 
 
 def _erase_rows(entry: Entry, keys: list[tuple[Any, ...]]) -> int:

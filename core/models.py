@@ -4,6 +4,7 @@ create-time checks see the whole schema."""
 import core.agents.models
 import core.audit
 import core.customers.models
+import core.customers.portal
 import core.customers.verification
 import core.gdpr
 import core.jobs

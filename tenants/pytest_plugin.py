@@ -190,6 +190,25 @@ def powerbuyer_users(powerbuyer_app: Flask, powerbuyer_tenant: Tenant) -> dict[s
     return users
 
 
+class HostClient(FlaskClient):
+    """A test client whose requests all go to one host (a tenant's, or the apex)."""
+
+    base_url = "http://localhost"
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("base_url") and not (args and not isinstance(args[0], str)):
+            kwargs["base_url"] = self.base_url
+        return super().open(*args, **kwargs)
+
+
+def host_client(app: Flask, slug: str | None) -> HostClient:
+    """A test client for a tenant's host (or the apex when `slug` is None)."""
+    server = app.config["SERVER_NAME"]
+    client = HostClient(app, app.response_class, use_cookies=True)
+    client.base_url = f"http://{slug}.{server}" if slug else f"http://{server}"
+    return client
+
+
 class ApiClient:
     """The tenant's /api/v1 with a bearer token of one user; answers are Werkzeug
     test responses (`.status_code`, `.json`)."""
@@ -214,9 +233,7 @@ class Api:
 
     def client(self, tenant: Tenant | None = None) -> FlaskClient:
         """A test client on `tenant`'s host (default: the plugin tests' tenant)."""
-        server = self.app.config["SERVER_NAME"]
-        slug = (tenant or self.tenant).slug
-        return self.app.test_client(base_url=f"http://{slug}.{server}")  # type: ignore[no-any-return]
+        return host_client(self.app, (tenant or self.tenant).slug)
 
     def as_user(self, user: TenantUser, tenant: Tenant | None = None) -> ApiClient:
         client = self.client(tenant)
@@ -262,12 +279,18 @@ def powerbuyer_customer(powerbuyer_api: Api) -> dict[str, Any]:
 
 def enable_product(app: Flask, tenant: Tenant, line_code: str) -> None:
     """Let `tenant` sell `line_code` (a no-op when it already does)."""
+    from sqlalchemy import select
+
     from core.products import operations, queries
+    from core.security.models import User
 
     with app.app_context(), tenant_context(tenant):
-        if not any(p.line_code == line_code for p in queries.products()):
-            operations.enable_product(line_code)
-            db.session.commit()
+        product = queries.by_line(line_code)
+        if product is None or not product.is_active:
+            admin = db.session.scalars(
+                select(User).where(User.email == f"admin@{tenant.slug}.example.com")
+            ).one()
+            operations.enable_product(line_code, user=admin)
 
 
 @pytest.fixture

@@ -18,17 +18,26 @@ from core.audit import AuditEntry
 from core.customers import queries
 from core.customers.models import COMPANY, PERSON, Customer
 from core.db import db
+from core.policies.models import IN_FORCE, OPEN, Policy, Quote
+from core.products.models import Product
 from core.security.models import User
 from core.tenancy import Tenant, tenant_context
+from tenants import registry
 from tenants.admin import admin_engine
+from tenants.plugin_cli import enable_plugin
 from tenants.provisioning import delete_tenant
 from tests.conftest import PASSWORD, make_tenant
 from tests.security.conftest import sign_in
+from web.cli import DEMO_PLUGINS
 
 
 @pytest.fixture(scope="module")
 def seeded(app: Flask) -> Iterator[tuple[Tenant, demo.Seeded]]:
     tenant = make_tenant(app, f"demo{uuid.uuid4().hex[:8]}")
+    # As `powerbuyer run` does for its demo tenant: it sells the in-tree lines.
+    for plugin in DEMO_PLUGINS:
+        enable_plugin(admin_engine(app), tenant, plugin)
+    tenant = registry.by_slug(admin_engine(app), tenant.slug) or tenant
     try:
         with app.app_context(), tenant_context(tenant):
             result = demo.seed(hash_password(PASSWORD))
@@ -75,6 +84,21 @@ def test_seeding_builds_the_brokerage(app: Flask, seeded: tuple[Tenant, demo.See
 
         actors = set(db.session.scalars(select(AuditEntry.actor).distinct()))
         assert "system:demo" in actors
+
+        # Motor and life business: open quotes, and policies issued over the past year.
+        assert {p.line_code for p in db.session.scalars(select(Product))} == {
+            demo.MOTOR,
+            demo.LIFE,
+        }
+        policies = db.session.scalars(select(Policy)).all()
+        assert len(policies) == result.policies == demo.POLICIES * 4 // 5
+        assert all(p.state == IN_FORCE and p.number for p in policies)
+        assert len({p.number for p in policies}) == len(policies)
+        assert {p.currency for p in policies} >= {"INR"}
+        assert (
+            db.session.scalar(select(func.count()).select_from(Quote).where(Quote.status == OPEN))
+            == demo.POLICIES // 5
+        )
 
 
 def test_seeding_again_does_nothing(app: Flask, seeded: tuple[Tenant, demo.Seeded]):

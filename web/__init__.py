@@ -26,6 +26,10 @@ def init_app(app: Flask) -> None:
         health,
         jobs,
         menu,
+        policies,
+        portal,
+        products,
+        quotes,
         rendering,
         requestlog,
         signup,
@@ -51,5 +55,9 @@ def init_app(app: Flask) -> None:
     agents.init_app(app)
     customers.init_app(app)
     customer_import.init_app(app)
+    products.init_app(app)
+    quotes.init_app(app)
+    policies.init_app(app)
+    portal.init_app(app)
     api.init_app(app)
     cli.init_app(app)

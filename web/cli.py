@@ -38,10 +38,12 @@ from core.tenancy import tenant_context
 from tenants import migrations, provisioning, registry, runner
 from tenants.admin import NoAdminConnection, admin_engine
 from tenants.cli import upgrade_public
+from tenants.plugin_cli import enable_plugin
 
 # The demo tenant `run` creates on first start. The password is public on purpose: it
 # only ever exists in development databases (README.md says so).
 DEMO_SLUG = "demo"
+DEMO_PLUGINS = ("premium_motor", "premium_life")
 DEMO_NAME = "Demo Brokerage"
 DEMO_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "demo-password-2026"
@@ -200,6 +202,10 @@ def _prepare_database(app: Flask) -> None:
         app_role=app.config["APP_DB_ROLE"],
         role_prefix=app.config["DB_ROLE_PREFIX"],
     )
+    # The demo brokerage sells the in-tree lines, so a newcomer can quote at once.
+    for plugin in DEMO_PLUGINS:
+        enable_plugin(engine, demo, plugin)
+    demo = registry.by_slug(engine, DEMO_SLUG) or demo
     # A newcomer should reach the screens without an authenticator app at hand; real
     # tenants keep the default (admins must enrol in two-factor at first login).
     with app.app_context(), tenant_context(demo), audit.acting_as("system:demo"):
@@ -209,7 +215,8 @@ def _prepare_database(app: Flask) -> None:
     click.echo(f"Created the demo tenant {DEMO_SLUG!r} (two-factor not required for its admin)")
     if seeded:
         click.echo(
-            f"Seeded it with {len(seeded.agent_emails)} agents and {seeded.customers} customers"
+            f"Seeded it with {len(seeded.agent_emails)} agents, {seeded.customers} customers"
+            f" and {seeded.policies} policies"
         )
 
 

@@ -1,6 +1,6 @@
-"""Customer import screens: upload a CSV file, map its columns, follow the job, and
-download the rows it refused. The work is core.customers.imports'; these views parse
-forms and render (422 with the form and its errors on bad input).
+"""Customer import screens: upload a CSV file or an Excel workbook, map its columns,
+follow the job, and download the rows it refused. The work is core.customers.imports';
+these views parse forms and render (422 with the form and its errors on bad input).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from flask import Blueprint, Flask, Response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from core.customers import imports
+from core.hookspecs import MenuItem
 from core.security.authz import requires
-from web import hosts, progress
+from web import hosts, menu, progress
 
 bp = Blueprint("customer_import", __name__, url_prefix="/customers/import")
 
@@ -29,8 +30,8 @@ def upload() -> ResponseReturnValue:
     file = request.files.get("file")
     try:
         if file is None or not file.filename:
-            raise imports.ImportInvalid({"file": ["Choose a CSV file."]})
-        upload_id = imports.save_upload(file.read())
+            raise imports.ImportInvalid({"file": ["Choose a CSV or Excel (.xlsx) file."]})
+        upload_id = imports.save_upload(file.read(), file.filename)
     except imports.ImportInvalid as exc:
         return render_template("customer_import/upload.html", errors=exc.errors), 422
     return redirect(url_for("customer_import.mapping_form", upload_id=upload_id), 303)
@@ -99,3 +100,13 @@ def errors_csv(job_id: uuid.UUID) -> ResponseReturnValue:
 def init_app(app: Flask) -> None:
     hosts.tenant_only(app, bp.name)
     app.register_blueprint(bp)
+    # After "Customers" (order 20), for whoever may open the screen.
+    menu.add_item(
+        app,
+        MenuItem(
+            "Import customers",
+            "customer_import.upload_form",
+            permission="customers:create",
+            order=21,
+        ),
+    )

@@ -1,28 +1,39 @@
-"""Customers screens: search as you type, a customer's page with its activity, and the
-new-customer form with its duplicate warning. Rules, reach and masking live in
-core.customers; these views parse forms and render (422 with the form and its errors on
-bad input, nothing written).
+"""Customers screens: search as you type, a customer's page with its activity and its
+identity and credit checks (a form to record a manual check with an evidence file, and
+the file's download), and the new-customer form with its duplicate warning. Rules,
+reach and masking live in core.customers; these views parse forms and render (422 with
+the form and its errors on bad input, nothing written).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from core import audit
-from core.customers import operations, queries
+from core.agents import queries as agent_queries
+from core.customers import operations, queries, verification
 from core.customers.models import CHANNELS, COMPANY, PERSON
 from core.customers.rules import CustomerInvalid
 from core.db import db
 from core.hookspecs import MenuItem
-from core.security import scope
 from core.security.authz import requires
 from web import hosts, menu
 from web.errors import ValidationFailed
+from web.rendering import wants_fragment
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
@@ -36,7 +47,7 @@ KIND_FIELDS = {
 }
 COMMON_FIELDS = ("email", "phone", "preferred_channel", "notes")
 # Future modules' tabs on a customer's page; each arrives with its module.
-TABS = ("Policies", "Bills", "Claims", "Documents")
+TABS = ("Bills", "Claims", "Documents")
 
 
 def _wants_results_only() -> bool:
@@ -80,18 +91,85 @@ def _timeline(customer_id: int) -> list[audit.AuditEntry]:
     )
 
 
-@bp.get("/<int:customer_id>")
-@requires("customers:read")
-def show(customer_id: int) -> ResponseReturnValue:
+def _checks_context(
+    customer_id: int, values: dict[str, str] | None = None, errors: dict | None = None
+) -> dict[str, Any]:
+    """What the checks section shows: the customer's checks and the manual-check form."""
+    checks = verification.latest(customer_id)
+    return {
+        "checks": checks,
+        "check_labels": audit.actor_labels({f"user:{c.checked_by}" for c in checks}),
+        "check_values": values or {"kind": verification.IDENTITY, "outcome": "passed"},
+        "check_errors": errors or {},
+        "check_kinds": verification.KINDS,
+        "check_outcomes": verification.OUTCOMES,
+    }
+
+
+def _page(customer_id: int, status: int = 200, **checks: Any) -> tuple[str, int]:
     customer = queries.get(customer_id)
     entries = _timeline(customer.id)
-    return render_template(
+    html = render_template(
         "customers/show.html",
         customer=queries.visible(customer),
         entries=entries,
         labels=audit.actor_labels({entry.actor for entry in entries}),
         tabs=TABS,
+        **_checks_context(customer.id, **checks),
     )
+    return html, status
+
+
+@bp.get("/<int:customer_id>")
+@requires("customers:read")
+def show(customer_id: int) -> ResponseReturnValue:
+    return _page(customer_id)
+
+
+CHECK_FIELDS = ("kind", "outcome", "reference", "notes")
+
+
+@bp.post("/<int:customer_id>/verifications")
+@requires("customers:update")
+def verify(customer_id: int) -> ResponseReturnValue:
+    """Record a manual check. htmx swaps the checks section (422 with the form's errors);
+    without htmx, back to the customer's page."""
+    values = {name: request.form.get(name, "") for name in CHECK_FIELDS}
+    upload = request.files.get("evidence")
+    evidence = (upload.filename, upload.stream) if upload and upload.filename else None
+    try:
+        verification.record_manual(
+            customer_id,
+            values["kind"],
+            values["outcome"],
+            values["reference"] or None,
+            evidence,
+            notes=values["notes"] or None,
+        )
+    except CustomerInvalid as exc:
+        if not wants_fragment():
+            return _page(customer_id, 422, values=values, errors=exc.errors)
+        context = _checks_context(customer_id, values, exc.errors)
+        return render_template("customers/_checks.html", customer_id=customer_id, **context), 422
+    if not wants_fragment():
+        flash("Check recorded.", "success")
+        return redirect(url_for("customers.show", customer_id=customer_id, _anchor="checks"), 303)
+    context = _checks_context(customer_id)
+    return render_template(
+        "customers/_checks.html", customer_id=customer_id, recorded=True, **context
+    )
+
+
+@bp.get("/<int:customer_id>/verifications/<int:verification_id>/evidence")
+@requires(verification.EVIDENCE_PERMISSION)
+def evidence(customer_id: int, verification_id: int) -> ResponseReturnValue:
+    """The evidence file of a check, as a download (never shown inline: it is whatever
+    was uploaded)."""
+    path, name, content_type = verification.evidence_file(customer_id, verification_id)
+    response = send_file(path, mimetype=content_type, as_attachment=True, download_name=name)
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _payload(form: MultiDict[str, str]) -> dict[str, Any]:
@@ -120,7 +198,7 @@ def _form(
             errors=errors,
             duplicates=duplicates or [],
             channels=CHANNELS,
-            assigns_agents=scope.sees_whole_book(),
+            assigns_agents=agent_queries.manages_customers(),
         ),
         status,
     )

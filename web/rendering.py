@@ -35,7 +35,8 @@ def _layout_context() -> dict[str, Any]:
 def _vary(response: Response) -> Response:
     response.vary.add("HX-Request")
     # A signed-in user's screens hold business and personal data: no cache keeps them.
-    if g.get("tenant") is not None and current_user.is_authenticated:
+    # (`is_anonymous` reads no column: after a commit, the user is not reloaded for it.)
+    if g.get("tenant") is not None and not current_user.is_anonymous:
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 

@@ -7,6 +7,11 @@ Who sees which agents (the reach rule of `Agent`, core.security.scope):
   the units they manage, found with a recursive query over `org_units`;
 - everyone sees their own agent profile.
 An agent outside the caller's reach answers 404, like any other object.
+
+Customers follow the same tree (`customers_in_reach`, the reach rule of `Customer` in
+core.customers.rules): administrators see every customer, a manager those of the
+agents below them and the unassigned ones, an agent their own book. The tenant setting
+`agent_book_scope` = "all" widens everyone's book to the whole brokerage.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from flask_login import current_user
 from sqlalchemy import CTE, ColumnElement, Select, false, func, or_, select, true
 
+from core import settings
 from core.agents.models import TEAM, Agent, OrgUnit, OrgUnitManager
 from core.agents.rules import ALERT_DAYS
 from core.customers.models import Customer
@@ -61,7 +67,7 @@ def managed_units(user_id: int) -> CTE:
     tree = (
         select(OrgUnitManager.unit_id.label("id"))
         .where(OrgUnitManager.user_id == user_id)
-        .cte("managed_units", recursive=True)
+        .cte(recursive=True)  # anonymous: unique if one statement holds several
     )
     return tree.union(select(OrgUnit.id).join(tree, OrgUnit.parent_id == tree.c.id))
 
@@ -108,19 +114,47 @@ def own_agent(user: Any = None) -> Agent | None:
     return db.session.scalars(select(Agent).where(Agent.user_id == user_id)).one_or_none()
 
 
-def customers_in_reach(agent_column: Any, user: Any = None) -> ColumnElement[bool]:
-    """Rows whose `agent_column` (an agents.id) is within the caller's hierarchy:
-    everything for those who see all agents; the subtree's agents and unassigned rows
-    for managers; the caller's own agent id otherwise."""
+def sees_every_customer(user: Any = None) -> bool:
+    """True for callers whose reach is every customer of the brokerage: those who see
+    every agent (admins, API clients granted agents:read), and every signed-in caller
+    when the tenant widened agents' books to the whole brokerage."""
     subject = _subject(user)
     if sees_all_agents(subject):
+        return True
+    widened = settings.get(scope.BOOK_SCOPE_SETTING) == "all"
+    return bool(getattr(subject, "is_authenticated", False)) and widened
+
+
+def manages_customers(user: Any = None) -> bool:
+    """True for callers who may give customers to agents other than themselves and keep
+    customers unassigned: those who see every customer, and managers (within their
+    subtree)."""
+    subject = _subject(user)
+    if sees_every_customer(subject):
+        return True
+    return _user_id(subject) is not None and has_permission(subject, MANAGES_AGENTS)
+
+
+def own_agent_ids(user_id: int) -> Select[tuple[int]]:
+    """SQL: the active agent profile of `user_id` (a subquery, never a round trip)."""
+    return select(Agent.id).where(Agent.user_id == user_id, Agent.is_active)
+
+
+def customers_in_reach(agent_column: Any, user: Any = None) -> ColumnElement[bool]:
+    """Rows whose `agent_column` (an agents.id) the caller reaches: every row for those
+    who see every customer; for a manager, those of their own agent profile, of the
+    agents of their subtree, and unassigned rows (someone must see those to assign
+    them); for anyone else, their own active agent profile's rows."""
+    subject = _subject(user)
+    if sees_every_customer(subject):
         return true()
     user_id = _user_id(subject)
     if user_id is None:
         return false()
-    if has_permission(subject, MANAGES_AGENTS):
-        return or_(agent_column.is_(None), agent_column.in_(_managed_agent_ids(user_id)))
-    return agent_column.in_(select(Agent.id).where(Agent.user_id == user_id))
+    own = agent_column.in_(own_agent_ids(user_id))
+    if not has_permission(subject, MANAGES_AGENTS):
+        return own
+    return or_(own, agent_column.is_(None), agent_column.in_(_managed_agent_ids(user_id)))
 
 
 # --- lists --------------------------------------------------------------------------

@@ -1,14 +1,20 @@
-"""Bulk import of customers from a CSV file: upload, column mapping, a chunked job.
+"""Bulk import of customers from a CSV file or an Excel workbook: upload, column
+mapping, a chunked job.
+
+A workbook (.xlsx) is read once, at upload: the header row and the data rows of its
+first sheet become a CSV file, so the mapping screen, the job and the error report
+are the same for both. Line numbers are the sheet's row numbers (the header is line 1).
 
 The uploaded file is kept under the instance folder, one folder per tenant
 (`uploads/<tenant slug>/<uuid>.csv`), so an id from another tenant finds nothing. The
 import's state lives in its `jobs` row: the payload names the file and the mapping,
 the result holds the counts and the bad rows' line, field and reason (never their
-values: the download re-reads the file for those). CSV only: openpyxl is not a
-dependency.
+values). When the job finishes, the upload is replaced by the file of its refused rows
+(`<uuid>.refused.csv`, what the error report downloads): the imported rows' personal
+data then lives in the customers table only, where GDPR erasure reaches it.
 
-Each chunk of rows is validated with core.customers.rules.clean and inserted with one
-batched INSERT in its own transaction. Idempotency (a re-run of the same file, or a
+Each chunk of rows is validated with core.customers.rules.clean and written with one
+COPY in its own transaction. Idempotency (a re-run of the same file, or a
 job retried after a crash, creates no duplicates): a row is skipped when a customer
 already exists, or an earlier row of the same chunk is being created, with the same
 email (case-insensitive), the same national id (blind index), or the same first and
@@ -22,27 +28,35 @@ import csv
 import io
 import re
 import uuid
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
 from flask_login import current_user
-from sqlalchemy import func, insert, select, tuple_
+from openpyxl import load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
+from psycopg import sql
+from sqlalchemy import ARRAY, Text, bindparam, func, select, tuple_
 from werkzeug.exceptions import NotFound
 
 from core import audit, jobs
+from core.agents import queries as agent_queries
 from core.customers.models import COMPANY, PERSON, Customer
 from core.customers.rules import CustomerInvalid, agent_ids_of, clean
 from core.db import db
-from core.security import scope
 from core.security.authz import authorize
-from core.security.pii import index_value
+from core.security.pii import EncryptedString, index_value
 from core.tenancy import require_tenant
 
 JOB_TYPE = "customers.import"
 CHUNK = 500
 MAX_BYTES = 50 * 1024 * 1024
+# Every .xlsx file is a zip archive; a CSV file never starts like one.
+ZIP_MAGIC = b"PK\x03\x04"
+NOT_READABLE = "Must be a CSV file in UTF-8 or an Excel workbook (.xlsx)."
 # Stored in the job's result; more would bloat the row (the count stays exact).
 MAX_ERRORS = 5000
 # Plain-text fields a column may fill; lists, objects and booleans are left to the API.
@@ -122,15 +136,82 @@ def _path(upload_id: uuid.UUID | str) -> Path:
     return path
 
 
-def save_upload(data: bytes) -> uuid.UUID:
-    """Keep an uploaded CSV file (UTF-8, a header row, at least one data row)."""
+def _cell(value: Any) -> str:
+    """A workbook cell as the text a CSV file would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        # Excel has no date type: a date is a date-time at midnight.
+        return value.date().isoformat() if value.time() == time(0) else value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone number typed as a number: no ".0"
+    return str(value)
+
+
+def _sheet_rows(data: bytes) -> Iterator[list[str]]:
+    """The first sheet's rows as text, trailing empty cells dropped."""
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError):
+        raise ImportInvalid({"file": [NOT_READABLE]}) from None
+    try:
+        for values in workbook.worksheets[0].iter_rows(values_only=True):
+            row = [_cell(value) for value in values]
+            while row and not row[-1].strip():
+                row.pop()
+            yield row
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        raise ImportInvalid({"file": [NOT_READABLE]}) from None
+    finally:
+        workbook.close()
+
+
+def _xlsx_text(data: bytes) -> str:
+    """The workbook's first sheet as CSV text: the header row's width, one line per
+    sheet row (a blank row stays a blank line, so line numbers are row numbers), the
+    blank rows at the end left out."""
+    rows: Iterable[list[str]] = _sheet_rows(data)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    width, blanks = 0, 0
+    for number, row in enumerate(rows, 1):
+        if number == 1:
+            width = len(row)
+            writer.writerow(row)
+            continue
+        if not row:
+            blanks += 1  # written only if a row with data follows
+            continue
+        for _ in range(blanks):
+            writer.writerow([""] * max(width, 1))
+        blanks = 0
+        writer.writerow(row + [""] * (width - len(row)))
+        if out.tell() > MAX_BYTES:
+            raise ImportInvalid({"file": [f"At most {MAX_BYTES // (1024 * 1024)} MB of data."]})
+    return out.getvalue()
+
+
+def _is_xlsx(data: bytes, filename: str | None) -> bool:
+    return data.startswith(ZIP_MAGIC) or Path(filename or "").suffix.lower() == ".xlsx"
+
+
+def save_upload(data: bytes, filename: str | None = None) -> uuid.UUID:
+    """Keep an uploaded CSV file (UTF-8) or workbook (.xlsx, its first sheet): a header
+    row and at least one data row."""
     authorize("customers:create")
     if len(data) > MAX_BYTES:
         raise ImportInvalid({"file": [f"At most {MAX_BYTES // (1024 * 1024)} MB."]})
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ImportInvalid({"file": ["Must be a CSV file in UTF-8."]}) from None
+    if _is_xlsx(data, filename):
+        text = _xlsx_text(data)
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ImportInvalid({"file": [NOT_READABLE]}) from None
     rows = csv.reader(io.StringIO(text))
     header = next(rows, None)
     if not header or not any(name.strip() for name in header) or next(rows, None) is None:
@@ -150,9 +231,12 @@ def headers(upload_id: uuid.UUID | str) -> list[str]:
 
 
 def _records(upload_id: uuid.UUID | str) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line, {column: value}) per data row; the header is line 1."""
+    """(line, {column: value}) per data row; the header is line 1. Rows with nothing
+    in them (a sheet's blank rows) are skipped, their lines counted."""
     with _path(upload_id).open(newline="", encoding="utf-8") as file:
-        yield from enumerate(csv.DictReader(file, restval=""), 2)
+        for line, raw in enumerate(csv.DictReader(file, restval=""), 2):
+            if any(isinstance(v, str) and v.strip() for v in raw.values()):
+                yield line, raw
 
 
 def guess_mapping(columns: list[str]) -> dict[str, str]:
@@ -196,7 +280,7 @@ def start(upload_id: uuid.UUID | str, mapping: dict[str, str], user: Any = None)
     columns = headers(upload_id)
     chosen = _check_mapping(columns, mapping)
     agent_id = None
-    if not scope.sees_whole_book(subject):
+    if not agent_queries.manages_customers(subject):
         agent_id = db.session.scalar(agent_ids_of(subject).limit(1))
         if agent_id is None:
             raise ImportInvalid({"agent_id": ["You have no agent profile: ask a manager."]})
@@ -265,19 +349,53 @@ def _existing(candidates: list[list[tuple[str, Any]]]) -> set[tuple[str, Any]]:
         )
         found |= {("nid", index) for index in db.session.scalars(query)}
     if wanted["name"]:
-        # Dates of birth are encrypted: match the names in SQL, compare dates here.
-        names = {(first, last) for first, last, _ in wanted["name"]}
+        # Dates of birth are encrypted: match the names in SQL, compare dates here. The
+        # names as two arrays, unnested: one index lookup each, where a list of pairs
+        # becomes an OR of hundreds of conditions, slow to plan and to run.
+        pairs = sorted({(first, last) for first, last, _ in wanted["name"]})
+        names = (
+            func.unnest(
+                bindparam("firsts", [first for first, _ in pairs], type_=ARRAY(Text)),
+                bindparam("lasts", [last for _, last in pairs], type_=ARRAY(Text)),
+            )
+            .table_valued("first", "last")
+            .render_derived()
+        )
+        lowered = tuple_(func.lower(Customer.first_name), func.lower(Customer.last_name))
         query = select(
             func.lower(Customer.first_name), func.lower(Customer.last_name), Customer.date_of_birth
-        ).where(tuple_(func.lower(Customer.first_name), func.lower(Customer.last_name)).in_(names))
+        ).where(lowered.in_(select(names.c.first, names.c.last)))
         found |= {("name", tuple(row)) for row in db.session.execute(query)}
     return found
+
+
+def _copy(rows: list[dict[str, Any]]) -> None:
+    """Write `rows` (dicts with the same keys) with one COPY, in the session's
+    transaction (so in the tenant's schema, as its role). Encrypted columns are sealed
+    by their column type, as an INSERT would; the other values are as they are."""
+    table = Customer.__table__
+    columns = list(rows[0])
+    sealed = {name for name in columns if isinstance(table.c[name].type, EncryptedString)}
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    with cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    table.c[name].type.process_bind_param(row[name], None)
+                    if name in sealed
+                    else row[name]
+                    for name in columns
+                ]
+            )
 
 
 def _import_chunk(
     records: list[tuple[int, dict[str, str]]], mapping: dict[str, str], agent_id: int | None
 ) -> tuple[int, int, list[dict[str, Any]]]:
-    """Validate, skip duplicates, insert the rest in one statement: (created, skipped,
+    """Validate, skip duplicates, write the rest with one COPY: (created, skipped,
     errors). The caller commits."""
     errors: list[dict[str, Any]] = []
     valid: list[tuple[int, dict[str, Any]]] = []
@@ -290,19 +408,22 @@ def _import_chunk(
     keyed = [(line, values, _keys(values)) for line, values in valid]
     seen = _existing([keys for _, _, keys in keyed])
     actor = audit.current_actor()
+    # The same columns in every row, for one COPY.
+    blank = dict.fromkeys((*FIELDS, "national_id_index"))
+    blank["kyc_status"] = Customer.__table__.c.kyc_status.default.arg
     rows, skipped = [], 0
     for _, values, keys in keyed:
         if any(key in seen for key in keys):
             skipped += 1
             continue
         seen.update(keys)
-        row = {**values, "agent_id": agent_id, "created_by": actor, "updated_by": actor}
+        row = {**blank, **values, "agent_id": agent_id, "created_by": actor, "updated_by": actor}
         if values.get("national_id"):
-            # The ORM keeps the blind index on assignment; a bulk insert must set it.
+            # The ORM keeps the blind index on assignment; a bulk write must set it.
             row["national_id_index"] = index_value(Customer.national_id, values["national_id"])
         rows.append(row)
     if rows:
-        db.session.execute(insert(Customer), rows)
+        _copy(rows)
         audit.record(
             "customers.import",
             entity="customers",
@@ -311,32 +432,62 @@ def _import_chunk(
     return len(rows), skipped, errors
 
 
+def _refused_path(upload_id: uuid.UUID | str) -> Path:
+    return _folder() / f"{uuid.UUID(str(upload_id))}.refused.csv"
+
+
+def _write_refused(
+    writer: Any,
+    columns: list[str],
+    records: list[tuple[int, dict[str, str]]],
+    bad: list[dict[str, Any]],
+) -> None:
+    """Append the chunk's refused rows, as uploaded, with their reasons."""
+    reasons: dict[int, list[str]] = {}
+    for error in bad:
+        reasons.setdefault(error["line"], []).append(f"{error['field']}: {error['reason']}")
+    for line, raw in records:
+        if line in reasons:
+            values = [raw.get(column, "") for column in columns]
+            writer.writerow([*values, "; ".join(reasons[line])])
+
+
 @jobs.job_type(JOB_TYPE, permission="customers:create")
 def run_import(
     ctx: jobs.JobContext, upload_id: str, mapping: dict[str, str], agent_id: int | None
 ) -> dict[str, Any]:
     total = sum(1 for _ in _records(upload_id))
+    columns = headers(upload_id)
     created = skipped = failed_rows = 0
     errors: list[dict[str, Any]] = []
     done = 0
     chunk: list[tuple[int, dict[str, str]]] = []
+    # One file per attempt: a run the reaper gave up on cannot write into this one's.
+    partial = _refused_path(upload_id).with_suffix(f".{ctx.attempt}.part")
+    with partial.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow([*columns, "error"])
 
-    def flush() -> None:
-        nonlocal created, skipped, failed_rows, done
-        made, same, bad = _import_chunk(chunk, mapping, agent_id)
-        ctx.session.commit()  # the chunk is durable, then progress says so
-        created, skipped, done = created + made, skipped + same, done + len(chunk)
-        failed_rows += len({error["line"] for error in bad})
-        errors.extend(bad[: max(0, MAX_ERRORS - len(errors))])
-        ctx.progress(done, total, f"{done} of {total} rows")
-        chunk.clear()
+        def flush() -> None:
+            nonlocal created, skipped, failed_rows, done
+            made, same, bad = _import_chunk(chunk, mapping, agent_id)
+            ctx.session.commit()  # the chunk is durable, then progress says so
+            _write_refused(writer, columns, chunk, bad)
+            created, skipped, done = created + made, skipped + same, done + len(chunk)
+            failed_rows += len({error["line"] for error in bad})
+            errors.extend(bad[: max(0, MAX_ERRORS - len(errors))])
+            ctx.progress(done, total, f"{done} of {total} rows")
+            chunk.clear()
 
-    for record in _records(upload_id):
-        chunk.append(record)
-        if len(chunk) == CHUNK:
+        for record in _records(upload_id):
+            chunk.append(record)
+            if len(chunk) == CHUNK:
+                flush()
+        if chunk:
             flush()
-    if chunk:
-        flush()
+    # The refused rows are what is left to fix; the rest of the upload is on file now.
+    partial.replace(_refused_path(upload_id))
+    _path(upload_id).unlink()
     return {
         "upload_id": upload_id,
         "total": total,
@@ -349,19 +500,9 @@ def run_import(
 
 
 def error_rows_csv(job: jobs.Job) -> str:
-    """The bad rows of a finished import: their original columns and an `error` column,
-    ready to fix and upload again."""
-    reasons: dict[int, list[str]] = {}
-    for error in (job.result or {}).get("errors", []):
-        reasons.setdefault(error["line"], []).append(f"{error['field']}: {error['reason']}")
-    upload_id = job.payload["upload_id"]
-    columns = headers(upload_id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([*columns, "error"])
-    for line, raw in _records(upload_id):
-        if line in reasons:
-            writer.writerow(
-                [*(raw.get(column, "") for column in columns), "; ".join(reasons[line])]
-            )
-    return out.getvalue()
+    """The refused rows of a finished import: their original columns and an `error`
+    column, ready to fix and upload again."""
+    path = _refused_path(job.payload["upload_id"])
+    if not path.is_file():
+        raise NotFound("This import has no refused rows to download.")
+    return path.read_text(encoding="utf-8")

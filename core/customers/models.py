@@ -97,6 +97,8 @@ class Customer(AuditMixin, Base):
             postgresql_ops={"sort_name": "public.gin_trgm_ops"},
         ),
         Index("ix_customers_lower_email", text("lower(email)")),
+        # Likely duplicates by name (an import checks a chunk of names at once).
+        Index("ix_customers_lower_names", text("lower(first_name)"), text("lower(last_name)")),
         Index("ix_customers_phone", "phone"),
         Index("ix_customers_registration_number", "registration_number"),
         Index("ix_customers_tags", "tags", postgresql_using="gin"),
@@ -186,7 +188,8 @@ class CustomerContact(AuditMixin, Base):
 DERIVED = frozenset({"sort_name", "search_vector", "national_id_index"})
 
 
-def _customer_rows(ref: PersonRef) -> Any:
+def customer_rows(ref: PersonRef) -> Any:
+    """GDPR: the customers a person reference names (by customer id or email)."""
     conditions = []
     if ref.get("customer_id") is not None:
         conditions.append(Customer.id == ref.get("customer_id"))
@@ -196,7 +199,7 @@ def _customer_rows(ref: PersonRef) -> Any:
 
 
 def _contact_rows(ref: PersonRef) -> Any:
-    customer = _customer_rows(ref)
+    customer = customer_rows(ref)
     if customer is None:
         return None
     conditions = [CustomerContact.customer_id.in_(select(Customer.id).where(customer))]
@@ -207,5 +210,5 @@ def _contact_rows(ref: PersonRef) -> Any:
 
 # Customers stay after erasure (policies and invoices will point at them), pseudonymised;
 # their further contacts go.
-gdpr.register(Customer, subject=_customer_rows, erase=gdpr.PSEUDONYMISE, age=Customer.created_at)
+gdpr.register(Customer, subject=customer_rows, erase=gdpr.PSEUDONYMISE, age=Customer.created_at)
 gdpr.register(CustomerContact, subject=_contact_rows, erase=gdpr.SHRED)

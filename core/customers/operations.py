@@ -17,6 +17,7 @@ from sqlalchemy import update as sql_update
 from werkzeug.exceptions import NotFound
 
 from core import audit, gdpr
+from core.agents import queries as agent_queries
 from core.agents.models import Agent
 from core.audit import AuditEntry
 from core.customers import queries
@@ -63,29 +64,34 @@ def _check_agent(values: dict[str, Any], user: Any, *, creating: bool) -> dict[s
     """Errors about `agent_id`; on create, an agent's customers default to their book.
 
     A caller who sees only their own book may assign only to themselves: a customer
-    they hand to someone else would vanish from their sight on the next request.
+    they hand to someone else would vanish from their sight on the next request. A
+    manager may assign to the agents of their subtree, or to nobody.
     """
     errors: dict[str, list[str]] = {}
     subject = _subject(user)
-    whole = scope.sees_whole_book(subject)
+    every = agent_queries.sees_every_customer(subject)
+    manages = agent_queries.manages_customers(subject)
     own = (
         []
-        if whole or getattr(subject, "id", None) is None
+        if every or getattr(subject, "id", None) is None
         else list(db.session.scalars(agent_ids_of(subject)))
     )
-    if creating and "agent_id" not in values and not whole:
+    if creating and "agent_id" not in values and not manages:
         if not own:
             errors["agent_id"] = ["You have no agent profile: a manager assigns this customer."]
         else:
             values["agent_id"] = own[0]
     agent_id = values.get("agent_id")
     if agent_id is not None and "agent_id" not in errors:
-        exists = db.session.scalar(select(Agent.id).where(Agent.id == agent_id, Agent.is_active))
-        if exists is None:
+        active = select(Agent.id).where(Agent.id == agent_id, Agent.is_active)
+        if db.session.scalar(active) is None:
             errors["agent_id"] = ["No active agent has this id."]
-        elif not whole and agent_id not in own:
+        elif not manages and agent_id not in own:
             errors["agent_id"] = ["You can assign customers only to yourself."]
-    elif "agent_id" in values and agent_id is None and not whole:
+        elif not every and db.session.scalar(scope.scoped(active, Agent, subject)) is None:
+            # Outside the manager's subtree: as good as missing to them.
+            errors["agent_id"] = ["No active agent has this id."]
+    elif "agent_id" in values and agent_id is None and not manages:
         errors["agent_id"] = ["You can assign customers only to yourself."]
     return errors
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from flask_login import current_user
 from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.util import ClauseAdapter
 
 from core import audit
 from core.customers.models import COMPANY, STATUSES, Customer, CustomerContact
@@ -33,6 +35,10 @@ DUPLICATES_MAX = 20
 TRGM_SIMILAR = "OPERATOR(public.%)"
 _WORD = re.compile(r"\w+")
 INT_MAX = 2**31 - 1  # ids are PostgreSQL integers
+# How many customers in name order a one-word search looks through before it sorts
+# all its matches instead, at most, and the share of matches that makes a longer walk
+# worth it (see search).
+WINDOW, WINDOW_MAX, WALK_DENSITY = 5000, 20_000, 0.005
 
 
 def get(customer_id: int, user: Any = None) -> Customer:
@@ -87,23 +93,35 @@ def _prefix_query(words: list[str]) -> Any:
 
 
 def matches(q: str) -> Any:
-    """One box over names, email, phone, registration number (full text, prefixes),
-    names again by trigram similarity (typos), and the national id, exactly, through
-    its blind index."""
+    """One box over names, email, phone, registration number (full text, prefixes)
+    and the national id, exactly, through its blind index. Names by trigram
+    similarity (typos) are `search`'s second try, when this finds nothing."""
     text = " ".join(q.split())
     conditions = []
-    words = _WORD.findall(text.lower())
-    if words:
-        conditions.append(Customer.search_vector.op("@@")(_prefix_query(words)))
-    if len(text) >= 3:
-        conditions.append(Customer.sort_name.op(TRGM_SIMILAR)(text.lower()))
-    if "@" in text:
-        conditions.append(Customer.email == text.lower())
     digits = re.sub(r"\D", "", text)
+    # Before "@" is what tells an email apart: the words after it ("gmail", "com")
+    # match half the book, and make the prefix search slow.
+    local, at, domain = text.lower().partition("@")
+    # A whole address finds that address, not every "jane" at every "gmail.com".
+    whole_email = bool(at) and re.fullmatch(r"[^@\s]+\.[^@\s.]{2,}", domain) is not None
+    compact = pii.normalise(text, "national_id")
+    identifier = compact if NATIONAL_ID.match(compact) else None
+    if at:
+        # Stored lower-case (rules.clean_email); lower(email) is what is indexed.
+        conditions.append(func.lower(Customer.email) == text.lower())
     if PHONE_CHARACTERS.match(text) and len(digits) >= 4:
-        # The vector holds the phone as one run of digits: match it by prefix.
+        # The vector holds the phone as one run of digits: match it by prefix. Its
+        # groups as words would add nothing but cost ("44:*" alone is a prefix of
+        # every number on file).
         conditions.append(Customer.search_vector.op("@@")(_prefix_query([digits])))
-    if NATIONAL_ID.match(pii.normalise(text, "national_id")):
+    elif identifier and re.search(r"\d", identifier):
+        # An id as typed ("QQ 12 34 56 C", "SC 123 456"): one word, as registration
+        # numbers are in the vector. Its pieces would each be a prefix of thousands
+        # of words ("c:*", "12:*").
+        conditions.append(Customer.search_vector.op("@@")(_prefix_query([identifier.lower()])))
+    elif not whole_email and (words := _WORD.findall(local)):
+        conditions.append(Customer.search_vector.op("@@")(_prefix_query(words)))
+    if identifier:
         conditions.append(pii.blind_match(Customer.national_id, text))
     return or_(*conditions) if conditions else None
 
@@ -115,30 +133,101 @@ def search(
     limit: int = PAGE_SIZE,
     user: Any = None,
 ) -> Page:
-    """A page of active customers within reach, ordered by (sort_name, id)."""
+    """A page of active customers within reach, ordered by (sort_name, id).
+
+    A query that `matches` nothing (within the other filters) is tried again as a
+    name with a typo: names by trigram similarity. Only then: mixed in, those would
+    bury "John Smith" among every "John" and every "Smith" (and cost a scan of them
+    all at every keystroke). Which of the two a query is decided the same way on
+    every page, so cursors go on where the last page ended.
+    """
     if filters.status is not None and filters.status not in STATUSES:
         raise CustomerInvalid({"status": [f"Must be one of: {', '.join(STATUSES)}."]})
     limit = max(1, min(limit, PAGE_SIZE_MAX))
     statement: Select[Any] = scope.scoped(
         select(Customer).where(Customer.is_active), Customer, user
     )
-    if filters.q and filters.q.strip():
-        condition = matches(filters.q)
-        if condition is not None:
-            statement = statement.where(condition)
     if filters.agent_id is not None:
         statement = statement.where(Customer.agent_id == filters.agent_id)
     if filters.status is not None:
         statement = statement.where(Customer.status == filters.status)
     if filters.tag:
         statement = statement.where(Customer.tags.contains([filters.tag]))
+    exact = similar = None
+    one_word = False
+    if filters.q and filters.q.strip():
+        text = " ".join(filters.q.split()).lower()
+        exact = matches(filters.q)
+        one_word = text.isalpha()
+        if one_word and len(text) <= 2:
+            # One or two letters: names that begin with them, a range of the name
+            # index, in order. As any word's prefix, they match a tenth of the book
+            # or a few hundred customers bunched in one place of the order, and each
+            # costs a long walk one way or the other. (The bound is the next string
+            # in code-point order, as in the database's C.UTF-8 collation.)
+            following = text[:-1] + chr(ord(text[-1]) + 1)
+            exact = (Customer.sort_name >= text) & (Customer.sort_name < following)
+            one_word = False
+        if len(text) >= 3:
+            similar = Customer.sort_name.op(TRGM_SIMILAR)(text)
+        if exact is None:  # nothing but punctuation: only similarity can say anything
+            exact, similar = similar, None
+    whole = statement
     if cursor:
         statement = statement.where(
             tuple_(Customer.sort_name, Customer.id) > tuple_(*decode_cursor(cursor))
         )
-    rows = list(
-        db.session.scalars(statement.order_by(Customer.sort_name, Customer.id).limit(limit + 1))
+
+    def in_order(condition: Any) -> list[Customer]:
+        chosen = statement if condition is None else statement.where(condition)
+        ordered = chosen.order_by(Customer.sort_name, Customer.id).limit(limit + 1)
+        return list(db.session.scalars(ordered))
+
+    def sorted_after(condition: Any) -> list[Customer]:
+        # Every match, then sorted: `sort_name || ''` sorts the same but hides the
+        # index's order, so PostgreSQL cannot choose to walk the whole book in name
+        # order looking for rare matches.
+        ordered = statement.where(condition).order_by(Customer.sort_name.concat(""), Customer.id)
+        return list(db.session.scalars(ordered.limit(limit + 1)))
+
+    def window(condition: Any, size: int) -> list[Customer]:
+        walk = statement.order_by(Customer.sort_name, Customer.id).limit(size).subquery()
+        row = aliased(Customer, walk)
+        found = db.session.scalars(
+            select(row)
+            .where(ClauseAdapter(walk).traverse(condition))
+            .order_by(row.sort_name, row.id)
+            .limit(limit + 1)
+        )
+        return list(found)
+
+    def window_first(condition: Any) -> list[Customer]:
+        # One word as typed ("smit", "kwam") may match a few percent of the whole
+        # book, spread over the name order, or a few hundred customers bunched in one
+        # place of it, and PostgreSQL's estimates cannot tell which. So: the next
+        # WINDOW customers in name order first (a page of a common word is there),
+        # then every match, sorted. In between, when the window held some matches but
+        # not a page, a longer walk is the cheaper bet down to WALK_DENSITY (walking
+        # ~limit/density rows against sorting density x the book).
+        size = WINDOW
+        while len(rows := window(condition, size)) <= limit:
+            density = len(rows) / size
+            if density < WALK_DENSITY or size >= WINDOW_MAX:
+                return sorted_after(condition)
+            size = min(WINDOW_MAX, int((limit + 1) / density * 1.5))
+        return rows
+
+    # An agent's own book is small enough for any plan PostgreSQL picks.
+    whole_book = one_word and scope.sees_whole_book(user)
+    rows = (window_first if whole_book else in_order)(exact)
+    # No rows: a typo, or past the last page of exact matches (only a cursor can be).
+    typo = (
+        similar is not None
+        and not rows
+        and (not cursor or not db.session.scalar(select(whole.where(exact).exists())))
     )
+    if typo:
+        rows = sorted_after(similar)
     more = len(rows) > limit
     items = rows[:limit]
     return Page(items, encode_cursor(items[-1]) if more else None)

@@ -13,9 +13,9 @@ from datetime import date
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement
 
-from core.agents.models import Agent
+from core.agents import queries as agent_queries
 from core.customers.models import (
     ACTIVE,
     CHANNELS,
@@ -308,21 +308,18 @@ def whole_record_errors(record: dict[str, Any]) -> Errors:
     return errors
 
 
-# --- Reach: an agent's book ----------------------------------------------------------
+# --- Reach: an agent's book, a manager's subtree -------------------------------------
 
 
 def agent_ids_of(user: Any) -> Any:
     """SQL: the active agent profile(s) of `user` (a subquery, never a round trip)."""
-    return select(Agent.id).where(Agent.user_id == user.id, Agent.is_active)
+    return agent_queries.own_agent_ids(user.id)
 
 
 @scope.reach(Customer)
 def book(user: Any) -> ColumnElement[bool]:
-    """Customers `user` may see: every one for those who see the whole brokerage
-    (core.security.scope), otherwise those whose agent is the user's agent profile.
-    Callers that are not users (API clients) reach the whole brokerage only by grant."""
-    if scope.sees_whole_book(user):
-        return true()
-    if not getattr(user, "is_authenticated", False) or getattr(user, "id", None) is None:
-        return false()
-    return Customer.agent_id.in_(agent_ids_of(user))
+    """Customers `user` may see (core.agents.queries.customers_in_reach): every one for
+    admins and when the tenant widened agents' books; a manager's subtree (the
+    customers of the agents of the units they manage, their own, and unassigned ones);
+    an agent's own book. API clients reach the whole brokerage only by grant."""
+    return agent_queries.customers_in_reach(Customer.agent_id, user)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -68,7 +69,16 @@ def _verifying_versions() -> dict[str, int]:
 
 
 def _key(tenant: Tenant, version: int) -> OctKey:
-    return OctKey.import_key(derive_key(current_app.config["SECRET_KEY"], tenant.id, version))
+    return _derived_key(current_app.config["SECRET_KEY"], tenant.id, version)
+
+
+@lru_cache(maxsize=4096)
+def _derived_key(secret_key: str, tenant_id: int, version: int) -> OctKey:
+    # Derived once per process, not per request: the derivation is deterministic, and
+    # a process that holds SECRET_KEY in memory holds nothing more by keeping what it
+    # derives from it. The secret is part of the cache key, so a different SECRET_KEY
+    # (another app in the same process) never meets another's keys.
+    return OctKey.import_key(derive_key(secret_key, tenant_id, version))
 
 
 def sign(tenant: Tenant, subject: str, extra: dict[str, Any] | None = None) -> str:

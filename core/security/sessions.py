@@ -28,8 +28,8 @@ import secrets
 import time
 from typing import Any
 
-from flask import Flask, current_app, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, current_app, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from redis import Redis
 
@@ -46,6 +46,13 @@ MAX_ABSOLUTE_SECONDS = 30 * 24 * 3600
 class TenantSessionInterface(SecureCookieSessionInterface):
     # Flask signs with HMAC-SHA1 by default; SHA-256 is the approved choice (ASVS 11).
     digest_method = staticmethod(hashlib.sha256)
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        # Without a cookie the session starts empty, as Flask's would, but without first
+        # building the serializer it would not use (most API calls carry no cookie).
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         if not app.secret_key:

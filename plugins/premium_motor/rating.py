@@ -21,6 +21,7 @@ and new side by side: "no-claim bonus 35% → 45%: -1,021.53".
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -144,10 +145,27 @@ def rate(risk: Mapping[str, Any], table: RateTable) -> Premium:
     return Premium(premium=premium, currency=currency, trace=tuple(trace.steps))
 
 
+# Checking a whole tariff costs more than rating one risk on it. A RateTable is frozen
+# and core never changes a table's data once stored, so the check of one table object
+# is remembered for as long as that object lives (the default tariff: always; a
+# tenant's table: while core keeps it, e.g. through a bulk re-rating).
+_checked: dict[int, tuple[weakref.ref[RateTable], dict[str, Any], str]] = {}
+
+
 def _tariff(table: RateTable) -> tuple[dict[str, Any], str]:
     """The table's data checked as an upload is (a stored table may have been edited,
     or kept its decimals as strings), and its currency. A broken table says so rather
     than rate."""
+    key = id(table)
+    remembered = _checked.get(key)
+    if remembered is not None and remembered[0]() is table:
+        return remembered[1], remembered[2]
+    tariff, currency = _check(table)
+    _checked[key] = (weakref.ref(table, lambda _: _checked.pop(key, None)), tariff, currency)
+    return tariff, currency
+
+
+def _check(table: RateTable) -> tuple[dict[str, Any], str]:
     errors = {}
     if table.product_line != CODE:
         errors["rate_table"] = f"is for {table.product_line}, not {CODE}"

@@ -161,7 +161,7 @@ def test_an_agent_reaches_their_own_book_only(
         "PATCH", f"/customers/{mine.json['id']}", json={"agent_id": other_agent.agent_id}
     )
     assert (response.status_code, list(response.json["errors"])) == (422, ["agent_id"])
-    # Managers see every book.
+    # Their team's manager sees every book of the team.
     assert manager.call("GET", f"/customers/{mine.json['id']}").status_code == 200
     # Agents may not delete (customers:delete), nor export.
     assert agent.call("DELETE", f"/customers/{mine.json['id']}").status_code == 403

@@ -175,7 +175,7 @@ def test_bad_file_and_bad_mapping_are_refused(
         "/customers/import", data={"file": (io.BytesIO(b"\xff\xfe\x00"), "x.csv")}
     )
     assert response.status_code == 422
-    assert "Must be a CSV file in UTF-8." in response.text
+    assert "Must be a CSV file in UTF-8 or an Excel workbook (.xlsx)." in response.text
     upload_id = _upload(manager_client, b"a,b\n1,2\n")
     response = manager_client.post(
         f"/customers/import/{upload_id}", data={"map-0": "email", "map-1": "email"}

@@ -34,7 +34,11 @@ def _role_user(role: str, slug: str = "alpha") -> User:
 
 
 def _entries(action: str) -> list[AuditEntry]:
-    return list(db.session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
+    return list(
+        db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+        )
+    )
 
 
 # --- Coverage ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from core.customers.queries import PAGE_SIZE
 from core.db import db
 from core.tenancy import Tenant, tenant_context
 from tests.conftest import HostClient
+from tests.customers.conftest import manage_agents
 from tests.security.conftest import create_user, sign_in
 
 
@@ -56,8 +57,11 @@ def other_agent(app: Flask, alpha: Tenant) -> Staff:
 
 
 @pytest.fixture(scope="module")
-def manager(app: Flask, alpha: Tenant) -> Staff:
-    return _staff(app, alpha, "manager", agent=False)
+def manager(app: Flask, alpha: Tenant, agent: Staff) -> Staff:
+    """The manager of `agent`'s team: a manager sees the customers of their subtree."""
+    staff = _staff(app, alpha, "manager", agent=False)
+    manage_agents(app, alpha, staff.email, [agent.agent_id])
+    return staff
 
 
 def _word() -> str:

@@ -22,7 +22,17 @@ spec = ApiSpec(
 )
 
 # Endpoint modules register on `bp` and `spec` when imported.
-from web.api import agents, auth, customers, meta, principal, verifications  # noqa: E402, F401
+from web.api import (  # noqa: E402, F401
+    agents,
+    auth,
+    customers,
+    meta,
+    policies,
+    principal,
+    products,
+    quotes,
+    verifications,
+)
 
 
 def init_app(app: Flask) -> None:

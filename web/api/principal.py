@@ -69,4 +69,13 @@ def authenticate() -> None:
 
 
 def init_app(app: Flask, blueprint: str) -> None:
+    def anonymous_until_authenticated() -> None:
+        # Before every other hook (Flask-Principal's identity loader, the session
+        # guards): on an API request nothing may take its user from the session
+        # cookie, even before `authenticate` names the bearer. It also spares each
+        # request Flask-Login's look into the session.
+        if blueprint in request.blueprints:
+            g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+
+    app.before_request_funcs.setdefault(None, []).insert(0, anonymous_until_authenticated)
     app.before_request_funcs.setdefault(blueprint, []).append(authenticate)

@@ -1,0 +1,164 @@
+"""What the HTTP benchmarks share: a fresh database, a server per app in a process of
+its own, a keep-alive client, and latency figures.
+
+Each benchmark serves two WSGI apps (ours and a bare baseline) with werkzeug over
+HTTP/1.1 in child processes started as `python <bench file> --serve <kind>`, and
+drives both from one client process in alternating rounds, so that changes in the
+machine's load hit both alike.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def recreate_database(url: str) -> None:
+    """Drop the database named in `url` and its roles (`<database>__*`), create it again."""
+    parsed = make_url(url).set(drivername="postgresql")
+    name = parsed.database
+    assert name, f"{url} must name a database"
+    maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        for (role,) in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{name}__",)
+        ).fetchall():
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def ours_config(database_url: str, redis_url: str, server_name: str) -> dict[str, Any]:
+    """The product's configuration as a deployment would have it (not testing mode)."""
+    name = make_url(database_url).database
+    return {
+        "DATABASE_URL": database_url,
+        "DATABASE_ADMIN_URL": None,
+        "REDIS_URL": redis_url,
+        # Roles are cluster-wide; the prefix keeps the bench's apart from the rest.
+        "DB_ROLE_PREFIX": f"{name}__",
+        "APP_DB_ROLE": f"{name}__app",
+        "RQ_QUEUE_PREFIX": f"pbbench:{name}",
+        "SERVER_NAME": server_name,
+    }
+
+
+def serve(app: Any) -> None:
+    """Child process: serve `app` over HTTP/1.1 with keep-alive; print the port."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class KeepAlive(WSGIRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            # The development server's access log is neither app's; ours logs each
+            # request itself (web/requestlog.py), and that stays in.
+            pass
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=KeepAlive)
+    print(server.server_port, flush=True)
+    server.serve_forever()
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start(script: str, kind: str) -> Server:
+    """Run `python <script> --serve <kind>` and wait for the port it prints."""
+    process = subprocess.Popen(
+        [sys.executable, script, "--serve", kind],
+        stdout=subprocess.PIPE,
+        # Ours writes its request log lines, as in production; they are dropped.
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.strip().isdigit():
+        process.kill()
+        raise RuntimeError(f"the {kind} server did not start (run with --serve {kind} to see)")
+    return Server(process, int(line))
+
+
+class Client:
+    """Sequential requests on one keep-alive connection to one host."""
+
+    def __init__(self, port: int, host: str, headers: dict[str, str] | None = None) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port)
+        self.headers = {"Host": host, **(headers or {})}
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        headers = dict(self.headers)
+        payload = None
+        if body is not None:
+            payload = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        self.conn.request(method, path, body=payload, headers=headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def json(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        status, payload = self.request(method, path, body)
+        if status != expect:
+            raise RuntimeError(f"{method} {path}: {status} {payload[:300]!r}")
+        return json.loads(payload)
+
+
+@dataclass
+class Figures:
+    latencies: list[float]
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def merged(figures: list[Figures]) -> Figures:
+    return Figures([x for f in figures for x in f.latencies], sum(f.seconds for f in figures))
+
+
+def timed_calls(call: Callable[[], Any], count: int) -> Figures:
+    """Latencies of `count` sequential calls of `call`, and their total time."""
+    import time
+
+    clock = time.perf_counter
+    latencies = []
+    started = clock()
+    for _ in range(count):
+        before = clock()
+        call()
+        latencies.append(clock() - before)
+    return Figures(latencies, clock() - started)
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} CPUs, load average now {load}"
