@@ -360,8 +360,8 @@ def measure_bulk(args: argparse.Namespace, customer_id: int) -> None:
             loop.count(policy.id, current.premium, rated.premium)
         per_policy = (time.perf_counter() - started) / len(sample_ids)
         # Same policies, same answers.
-        first = {c[1]: c[3] for c in report.changes[: len(sample_ids)]}
-        if any(first.get(c[1]) != c[3] for c in loop.changes):
+        bulk_premiums = {change[1]: change[3] for change in report.changes}
+        if any(bulk_premiums.get(change[1]) != change[3] for change in loop.changes):
             raise RuntimeError("the ORM loop and the bulk job disagree on a premium")
     orm_book = per_policy * report.policies
     ratio = orm_book / bulk
