@@ -169,6 +169,8 @@ class RegistryWatch:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._conn: Connection | None = None
+        # The server's id of the connection (CLIENT ID), once connected.
+        self.client_id: int | None = None
         self._number = 0
         self._count = 0
         self._retry_at = 0.0
@@ -224,10 +226,9 @@ class RegistryWatch:
         self._conn = conn
         conn.connect()
         conn.send_command("CLIENT", "ID")
-        own_id = conn.read_response()
-        conn.send_command(
-            "CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", "PREFIX", GENERATION_KEY
-        )
+        self.client_id = int(conn.read_response())
+        tracking = ("ON", "REDIRECT", self.client_id, "BCAST", "PREFIX", GENERATION_KEY)
+        conn.send_command("CLIENT", "TRACKING", *tracking)
         if conn.read_response() not in (b"OK", "OK"):
             raise ValueError("CLIENT TRACKING refused")
         conn.send_command("SUBSCRIBE", self.CHANNEL)
