@@ -193,6 +193,16 @@ class RegistryWatch:
                 watch = cls._watches.setdefault(key, cls(pool))
         return watch
 
+    @classmethod
+    def close_all(cls) -> None:
+        """Close this process's watch connections: before stopping a server they are
+        connected to, they would count as its users (core.embedded.stop)."""
+        with cls._watches_lock:
+            watches = list(cls._watches.values())
+        for watch in watches:
+            with watch._lock:
+                watch._drop(time.monotonic())
+
     def generation(self) -> tuple[str, int, int] | None:
         with self._lock:
             if self._pid != os.getpid():

@@ -327,6 +327,7 @@ def _stop_servers(app: Flask) -> None:
     if app.config.get("DATABASE_ADMIN_URL"):
         admin_engine(app).dispose()
     app.extensions["redis"].connection_pool.disconnect()
+    registry.RegistryWatch.close_all()
     embedded.stop()
 
 
