@@ -32,6 +32,9 @@ from tenants import provisioning, registry
 from tenants.admin import admin_engine
 from tenants.cli import upgrade_public
 
+# The plugin authors' fixtures and this suite send requests to tenant hosts alike.
+from tenants.pytest_plugin import HostClient, host_client  # noqa: F401 (re-exported to the suite)
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DB = "powerbuyer_test"
 PASSWORD = "correct horse battery staple"
@@ -164,25 +167,6 @@ def alpha(app: Flask) -> Tenant:
 @pytest.fixture(scope="session")
 def beta(app: Flask) -> Tenant:
     return tenant(app, "beta")
-
-
-class HostClient(FlaskClient):
-    """A test client whose requests all go to one host."""
-
-    base_url = "http://localhost"
-
-    def open(self, *args, **kwargs):  # type: ignore[override]
-        if not kwargs.get("base_url") and not (args and not isinstance(args[0], str)):
-            kwargs["base_url"] = self.base_url
-        return super().open(*args, **kwargs)
-
-
-def host_client(app: Flask, slug: str | None) -> HostClient:
-    """A test client for a tenant's host (or the apex when `slug` is None)."""
-    server = app.config["SERVER_NAME"]
-    client = HostClient(app, app.response_class, use_cookies=True)
-    client.base_url = f"http://{slug}.{server}" if slug else f"http://{server}"
-    return client
 
 
 @pytest.fixture
