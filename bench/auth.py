@@ -46,7 +46,6 @@ import http.client
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -61,10 +60,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 from flask import Flask, jsonify  # noqa: E402
-from psycopg import sql  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+
+from bench import common  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/powerbuyer_bench_auth"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
@@ -83,22 +82,6 @@ def database_url() -> str:
 
 def redis_url() -> str:
     return os.environ.get("REDIS_URL", DEFAULT_REDIS)
-
-
-def recreate_database(url: str) -> None:
-    """Drop the bench database and its roles, and create the database again."""
-    parsed = make_url(url).set(drivername="postgresql")
-    name = parsed.database
-    assert name, "BENCH_AUTH_DATABASE_URL must name a database"
-    maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-        conn.execute(drop.format(sql.Identifier(name)))
-        for (role,) in conn.execute(
-            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{name}__",)
-        ).fetchall():
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def ours_app() -> Flask:
@@ -209,48 +192,12 @@ def bare_app() -> Flask:
 
 def serve(kind: str) -> None:
     """Child process: serve one app over HTTP/1.1 (keep-alive), print the port."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    class KeepAlive(WSGIRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_request(self, *args: Any, **kwargs: Any) -> None:
-            # The development server's access log is neither app's; ours logs each
-            # request itself (web/requestlog.py), and that stays in.
-            pass
-
-    app = ours_app() if kind == "ours" else bare_app()
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=KeepAlive)
-    print(server.server_port, flush=True)
-    server.serve_forever()
+    common.serve(ours_app() if kind == "ours" else bare_app())
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[str]
-    port: int
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-def start(kind: str, root: Path = ROOT) -> Server:
+def start(kind: str, root: Path = ROOT) -> common.Server:
     """Serve `kind` from the checkout at `root` (this one, or `--against`'s)."""
-    process = subprocess.Popen(
-        [sys.executable, str(root / "bench" / "auth.py"), "--serve", kind],
-        stdout=subprocess.PIPE,
-        # Ours writes its request log lines, as in production; they are dropped.
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=root,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.strip().isdigit():
-        process.kill()
-        raise RuntimeError(f"the {kind} server did not start (run with --serve {kind} to see)")
-    return Server(process, int(line))
+    return common.start(str(root / "bench" / "auth.py"), kind, root)
 
 
 # --- measuring ----------------------------------------------------------------------
@@ -548,7 +495,7 @@ def main() -> None:
         serve(args.serve)
         return
     print(f"database {make_url(database_url()).database}, redis {redis_url()}", flush=True)
-    recreate_database(database_url())
+    common.recreate_database(database_url())
     provision()
     if args.breakdown:
         breakdown(args.requests)

@@ -85,15 +85,16 @@ class Server:
         self.process.wait(timeout=10)
 
 
-def start(script: str, kind: str) -> Server:
-    """Run `python <script> --serve <kind>` and wait for the port it prints."""
+def start(script: str, kind: str, root: Path = ROOT) -> Server:
+    """Run `python <script> --serve <kind>` in the checkout at `root` (this one, or
+    another to compare against) and wait for the port it prints."""
     process = subprocess.Popen(
         [sys.executable, script, "--serve", kind],
         stdout=subprocess.PIPE,
         # Ours writes its request log lines, as in production; they are dropped.
         stderr=subprocess.DEVNULL,
         text=True,
-        cwd=ROOT,
+        cwd=root,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
