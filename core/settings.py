@@ -9,8 +9,9 @@ a job), so a request asking several times costs one query.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from flask import g
@@ -18,7 +19,7 @@ from sqlalchemy import String, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core import audit, numbering
+from core import audit, generations, numbering
 from core.audit import AuditMixin
 from core.db import Base, db
 from core.tenancy import require_tenant
@@ -131,12 +132,28 @@ def _declared(name: str) -> Setting:
     return setting
 
 
-def _cache() -> dict[str, Any]:
-    """This tenant's stored values, read once per app context."""
+def _generation() -> str:
+    return f"settings:{require_tenant().id}"
+
+
+# Any write of a setting, by whatever operation, makes every process read them again.
+generations.track((TenantSetting,), _generation)
+
+
+def _load() -> Mapping[str, Any]:
+    return MappingProxyType(
+        dict(db.session.execute(select(TenantSetting.name, TenantSetting.value)).all())
+    )
+
+
+def _cache() -> Mapping[str, Any]:
+    """This tenant's stored values: read once per app context, from what the process
+    remembers until a setting changes (core.generations), not from the database on
+    every request. Read-only: `get` hands out copies."""
     key = f"_pb_settings_{require_tenant().id}"
     cached = g.get(key)
     if cached is None:
-        cached = dict(db.session.execute(select(TenantSetting.name, TenantSetting.value)).all())
+        cached = generations.remembered("settings").get(_generation(), _load)
         setattr(g, key, cached)
     return cached
 
@@ -174,7 +191,8 @@ def set(name: str, value: Any) -> None:
         db.session.add(TenantSetting(name=name, value=normalised))
     else:
         row.value = normalised
-    _cache()[name] = copy.deepcopy(normalised)
+    # This request reads its own write at once; other requests once it commits.
+    setattr(g, f"_pb_settings_{require_tenant().id}", {**_cache(), name: copy.deepcopy(normalised)})
     audit.record(
         "settings.update",
         entity="setting",

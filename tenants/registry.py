@@ -3,22 +3,15 @@ lookup made before the tenant is known cannot bind the request's session to none
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable
-from contextlib import suppress
 
-from flask import current_app, has_app_context
-from redis import ConnectionPool, Redis
-from redis.connection import Connection
-from redis.exceptions import RedisError
 from sqlalchemy import Engine, text
 
-from core.tenancy import Tenant, platform_key
+from core import generations
+from core.tenancy import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +85,11 @@ class Directory:
 # tenants it found, and every write to the registry bumps a generation counter in Redis:
 # a suspension, deletion or plugin change made by any process takes effect on its next
 # request everywhere. A process learns of a bump without asking Redis on every request:
-# Redis pushes it (`RegistryWatch`, client-side-caching invalidation); when the push
-# channel is down, each request reads the counter (one GET), as before. The time limit
-# is only a safety net for a bump that was lost or a write that made none.
-GENERATION_KEY = platform_key("registry-generation")
+# Redis pushes it (core.generations.Watch, client-side-caching invalidation); when the
+# push channel is down, each request reads the counter (one GET). The time limit is
+# only a safety net for a bump that was lost or a write that made none.
+GENERATION_NAME = "registry"
+GENERATION_KEY = generations.key(GENERATION_NAME)
 CACHE_SECONDS = 60.0
 
 
@@ -108,165 +102,13 @@ def changed() -> None:
     """Call after writing the registry: every process forgets what it remembers."""
     for instance in list(_instances):
         instance.forget()
-    if not has_app_context():
-        return
-    try:
-        current_app.extensions["redis"].incr(GENERATION_KEY)
-    except RedisError:
-        log.exception("could not publish a registry change; processes notice it late")
+    generations.changed(GENERATION_NAME)
 
 
 def _shared_generation() -> Hashable | None:
     """A value that differs once the registry generation in Redis has changed; None
     when Redis cannot tell (then nothing may be remembered)."""
-    redis = current_app.extensions["redis"]
-    watched = RegistryWatch.of(redis).generation()
-    if watched is not None:
-        return watched
-    try:
-        value = redis.get(GENERATION_KEY)
-    except RedisError:
-        return None
-    return ("counter", int(value or 0))
-
-
-_POOL_INTERNALS = ("maint_notifications", "orig_", "himport")
-
-
-class RegistryWatch:
-    """Redis tells this process when GENERATION_KEY changes, so no request has to ask.
-
-    One RESP2 connection per process and Redis server, opened at first use, with
-    `CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX <GENERATION_KEY>` and subscribed
-    to `__redis__:invalidate`: every write of the key, by any client (`changed()`,
-    `INCR` by hand, FLUSHALL), sends it an invalidation message. Redis writes that
-    message out in the same event-loop pass as the writer's reply, so a request that
-    starts after a change was published finds it waiting on the socket (on loopback,
-    3,000 writes in a row were each seen by the next poll): `generation()` drains the
-    socket without blocking (a poll, no round trip) and counts what arrived.
-
-    The generation is (connection number, messages counted): a new connection starts a
-    new number, so nothing remembered before an outage, when messages may have been
-    lost, is trusted after it. `generation()` is None, and callers fall back to a GET
-    per request, while the connection is down (a reconnection is tried at most every
-    RETRY_SECONDS) or when the server refuses tracking (Redis before 6). A PING every
-    PING_SECONDS that goes unanswered for as long counts as a dead connection, so even
-    a connection that dies silently is noticed within two intervals. Tracking ignores
-    the database number: a bump of the same key in another database of the server
-    only costs this process a re-read.
-    """
-
-    RETRY_SECONDS = 1.0
-    PING_SECONDS = 1.0
-    CHANNEL = b"__redis__:invalidate"
-
-    _watches: dict[tuple[object, ...], RegistryWatch] = {}
-    _watches_lock = threading.Lock()
-    _connections = itertools.count(1)
-
-    def __init__(self, pool: ConnectionPool) -> None:
-        self._pool = pool
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._conn: Connection | None = None
-        # The server's id of the connection (CLIENT ID), once connected.
-        self.client_id: int | None = None
-        self._number = 0
-        self._count = 0
-        self._retry_at = 0.0
-        self._ping_sent: float | None = None
-        self._ping_due = 0.0
-        self._warned = False
-
-    @classmethod
-    def of(cls, redis: Redis) -> RegistryWatch:
-        """The watch of `redis`'s server, shared by every client of this process."""
-        pool = redis.connection_pool
-        kwargs = pool.connection_kwargs
-        key = tuple(
-            [pool.connection_class]
-            + [kwargs.get(k) for k in ("host", "port", "path", "db", "username")]
-        )
-        watch = cls._watches.get(key)
-        if watch is None:
-            with cls._watches_lock:
-                watch = cls._watches.setdefault(key, cls(pool))
-        return watch
-
-    @classmethod
-    def close_all(cls) -> None:
-        """Close this process's watch connections: before stopping a server they are
-        connected to, they would count as its users (core.embedded.stop)."""
-        with cls._watches_lock:
-            watches = list(cls._watches.values())
-        for watch in watches:
-            with watch._lock:
-                watch._drop(time.monotonic())
-
-    def generation(self) -> tuple[str, int, int] | None:
-        with self._lock:
-            if self._pid != os.getpid():
-                # A forked child: the parent's socket is the parent's.
-                self._conn, self._pid = None, os.getpid()
-            now = time.monotonic()
-            try:
-                if self._conn is None:
-                    if now < self._retry_at:
-                        return None
-                    self._connect(now)
-                self._drain(now)
-            except Exception as exc:  # a failing watch costs speed, never correctness
-                if self._number == 0 and not self._warned:
-                    self._warned = True
-                    log.warning("registry changes are read per request: %r", exc)
-                self._drop(now)
-                return None
-            return ("watch", self._number, self._count)
-
-    def _connect(self, now: float) -> None:
-        # The pool's own settings (address, credentials, TLS, timeouts), without the
-        # per-pool helper objects redis-py adds for the connections it manages.
-        kwargs = {
-            name: value
-            for name, value in self._pool.connection_kwargs.items()
-            if not name.startswith(_POOL_INTERNALS)
-        }
-        kwargs["protocol"] = 2
-        conn = self._pool.connection_class(**kwargs)
-        self._conn = conn
-        conn.connect()
-        conn.send_command("CLIENT", "ID")
-        self.client_id = int(conn.read_response())
-        tracking = ("ON", "REDIRECT", self.client_id, "BCAST", "PREFIX", GENERATION_KEY)
-        conn.send_command("CLIENT", "TRACKING", *tracking)
-        if conn.read_response() not in (b"OK", "OK"):
-            raise ValueError("CLIENT TRACKING refused")
-        conn.send_command("SUBSCRIBE", self.CHANNEL)
-        conn.read_response()
-        self._number, self._count = next(self._connections), 0
-        self._ping_sent, self._ping_due = None, now + self.PING_SECONDS
-
-    def _drain(self, now: float) -> None:
-        conn = self._conn
-        assert conn is not None
-        while conn.can_read(timeout=0):
-            message = conn.read_response()
-            kind = message[0] if isinstance(message, list) and message else None
-            if kind in (b"pong", "pong"):
-                self._ping_sent = None
-            else:
-                self._count += 1
-        if self._ping_sent is not None and now - self._ping_sent > self.PING_SECONDS:
-            raise ValueError("the registry watch's PING went unanswered")
-        if self._ping_sent is None and now >= self._ping_due:
-            conn.send_command("PING")
-            self._ping_sent, self._ping_due = now, now + self.PING_SECONDS
-
-    def _drop(self, now: float) -> None:
-        if self._conn is not None:
-            with suppress(Exception):
-                self._conn.disconnect()
-        self._conn, self._retry_at = None, now + self.RETRY_SECONDS
+    return generations.current(GENERATION_NAME)
 
 
 class RecentTenants:

@@ -31,7 +31,7 @@ from flask_security import hash_password
 from sqlalchemy.engine import make_url
 from werkzeug.serving import run_simple
 
-from core import audit, embedded, settings
+from core import audit, embedded, generations, settings
 from core import demo as demo_data
 from core.db import db
 from core.tenancy import tenant_context
@@ -327,7 +327,7 @@ def _stop_servers(app: Flask) -> None:
     if app.config.get("DATABASE_ADMIN_URL"):
         admin_engine(app).dispose()
     app.extensions["redis"].connection_pool.disconnect()
-    registry.RegistryWatch.close_all()
+    generations.Watch.close_all()
     embedded.stop()
 
 

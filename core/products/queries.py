@@ -7,13 +7,18 @@ callers (screens, API) and by core.products.operations for writes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date
+from types import MappingProxyType
 
 from sqlalchemy import select
 
+from core import generations
 from core.db import db
 from core.products.models import Product, ProductVersion, RateTable
 from core.security import scope
+from core.tenancy import require_tenant
 
 INT_MAX = 2**31 - 1
 
@@ -64,22 +69,73 @@ def version_in_force(product_id: int, on: date) -> ProductVersion | None:
     )
 
 
-def in_force(line_code: str, on: date) -> tuple[Product, ProductVersion] | None:
-    """The active product of `line_code` and its version in force `on`, in one query
-    (a quote's hot path); None when either is missing (ask the others why)."""
-    row = db.session.execute(
-        select(Product, ProductVersion)
-        .join(ProductVersion, ProductVersion.product_id == Product.id)
-        .where(
-            Product.line_code == line_code,
-            Product.is_active.is_(True),
-            ProductVersion.is_active.is_(True),
-            ProductVersion.effective_from <= on,
+@dataclass(frozen=True)
+class OfferedVersion:
+    """A product version as the quote path needs it (no ORM object: it is shared)."""
+
+    id: int
+    product_id: int
+    effective_from: date
+    rate_table_id: int | None
+    rate_table_sha256: str | None
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A product on sale and its active versions, newest first."""
+
+    id: int
+    line_code: str
+    name: str
+    versions: tuple[OfferedVersion, ...]
+
+    def in_force(self, on: date) -> OfferedVersion | None:
+        """The version quotes starting `on` rate on: the latest effective on or before it."""
+        return next((v for v in self.versions if v.effective_from <= on), None)
+
+
+def _generation() -> str:
+    return f"products:{require_tenant().id}"
+
+
+# Any write of a product, a version or a rate table, by whatever operation, makes every
+# process read the offers again.
+generations.track((Product, ProductVersion, RateTable), _generation)
+
+
+def _load_offers() -> Mapping[str, Offer]:
+    rows = db.session.execute(
+        select(
+            Product.id,
+            Product.line_code,
+            Product.name,
+            ProductVersion.id,
+            ProductVersion.effective_from,
+            ProductVersion.rate_table_id,
+            RateTable.sha256,
         )
-        .order_by(ProductVersion.effective_from.desc())
-        .limit(1)
-    ).one_or_none()
-    return (row[0], row[1]) if row is not None else None
+        .join(ProductVersion, ProductVersion.product_id == Product.id)
+        .outerjoin(RateTable, RateTable.id == ProductVersion.rate_table_id)
+        .where(Product.is_active.is_(True), ProductVersion.is_active.is_(True))
+        .order_by(Product.id, ProductVersion.effective_from.desc())
+    ).all()
+    offers: dict[str, Offer] = {}
+    for product_id, line_code, name, *version in rows:
+        offer = offers.get(line_code) or Offer(product_id, line_code, name, ())
+        offered = OfferedVersion(version[0], product_id, *version[1:])
+        offers[line_code] = replace(offer, versions=(*offer.versions, offered))
+    return MappingProxyType(offers)
+
+
+def offer(line_code: str) -> Offer | None:
+    """The tenant's product of `line_code` if it is on sale with at least one version.
+
+    Every quote asks, and products change a few times a year: each process remembers
+    the tenant's offers until a product, version or rate table is written
+    (core.generations), instead of reading them on every quote.
+    """
+    offers = generations.remembered("offers").get(_generation(), _load_offers)
+    return offers.get(line_code)
 
 
 def version(version_id: int) -> ProductVersion | None:

@@ -41,8 +41,8 @@ class Rated:
     as quotes store it; `steps` are the plugin's own steps; `risk` is the risk as
     rated and as it is to be stored (blank values dropped, Decimals as strings)."""
 
-    product: Product
-    version: ProductVersion
+    product: Product | queries.Offer
+    version: ProductVersion | queries.OfferedVersion
     rate_table: TableSpec
     premium: Decimal
     currency: str
@@ -119,11 +119,24 @@ def stored_table(row: RateTable, effective_from: date | None = None) -> TableSpe
     return table
 
 
-def table_of(version: ProductVersion, declared: lines.DeclaredLine) -> TableSpec:
+def table_of(
+    version: ProductVersion | queries.OfferedVersion, declared: lines.DeclaredLine
+) -> TableSpec:
     """The table a product version rates on: its own, or the line's default."""
-    if version.rate_table is None:
+    if version.rate_table_id is None:
         return declared.line.default_rate_table
-    return stored_table(version.rate_table, version.effective_from)
+    if isinstance(version, ProductVersion):
+        assert version.rate_table is not None
+        return stored_table(version.rate_table, version.effective_from)
+    # An offered version names its table's hash: a table decoded before is found
+    # without reading the row (its data is the largest thing a product has).
+    key = (require_tenant().id, version.rate_table_id, version.rate_table_sha256)
+    table = _TABLES.get((*key, version.effective_from))
+    if table is None:
+        row = queries.rate_table(version.rate_table_id)
+        assert row is not None  # a version's table is never deleted (foreign key)
+        table = stored_table(row, version.effective_from)
+    return table
 
 
 def trace_of(steps: Sequence[RatingStep]) -> list[dict[str, Any]]:
@@ -143,8 +156,8 @@ def trace_of(steps: Sequence[RatingStep]) -> list[dict[str, Any]]:
 
 
 def _compute(
-    product: Product,
-    version: ProductVersion,
+    product: Product | queries.Offer,
+    version: ProductVersion | queries.OfferedVersion,
     declared: lines.DeclaredLine,
     table: TableSpec,
     risk: dict[str, Any],
@@ -185,14 +198,13 @@ def rate(line_code: str, risk: Mapping[str, Any], start_date: date) -> Rated:
     """Rate `risk` for the tenant's enabled product of `line_code`, on the version in
     force on `start_date`. Raises RatingRefused naming every field it can at once."""
     errors: dict[str, list[str]] = {}
-    product = declared = version = None
-    found = (
-        queries.in_force(line_code, start_date)
-        if isinstance(line_code, str) and isinstance(start_date, date)
-        else None
-    )
-    if found is not None and (declared := lines.get(line_code)) is not None:
-        product, version = found
+    product: Product | queries.Offer | None = None
+    version: ProductVersion | queries.OfferedVersion | None = None
+    declared = None
+    offer = queries.offer(line_code) if isinstance(line_code, str) else None
+    in_force = offer.in_force(start_date) if offer and isinstance(start_date, date) else None
+    if in_force is not None and (declared := lines.get(line_code)) is not None:
+        product, version = offer, in_force
     else:  # something is missing: find out what, to say so
         try:
             product, declared = _product(line_code, enabled=True)

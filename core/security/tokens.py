@@ -50,14 +50,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, joinedload, load_only, mapped_column
 
-from core import audit
+from core import audit, generations
 from core.audit import AuditMixin
 from core.db import Base, db
 from core.jobs import JobContext, periodic
 from core.security import accounts, jwt
 from core.security.authz import has_permission, own_transaction
 from core.security.jwt import InvalidToken
-from core.security.models import User
+from core.security.models import Role, User
 from core.security.permissions import ALL_PERMISSIONS, PORTAL
 from core.tenancy import require_tenant
 
@@ -517,16 +517,52 @@ def _user_with_roles() -> Select[tuple[User]]:
     )
 
 
+def _users_generation() -> str:
+    return f"users:{require_tenant().id}"
+
+
+# Any write of a user or a role (deactivation, a new password or uniquifier, a role
+# granted or taken) makes every process read its users again (core.generations).
+generations.track((User, Role), _users_generation)
+
+
+def _bearer_user(user_id: int) -> User | None:
+    """The user `user_id` with its roles, attached to this request's session.
+
+    Every API request asks, and users change rarely: each process remembers a detached
+    copy of the user as loaded by `_user_with_roles` until a user or role of the tenant
+    is written, and merges it into the request's session without a query
+    (`merge(load=False)`, SQLAlchemy's recipe for cached objects). What the copy does
+    not hold loads on first read, from the request's own transaction.
+    """
+
+    def load() -> User | None:
+        found = (
+            db.session.execute(_user_with_roles(), {"user_id": user_id})
+            .unique()
+            .scalar_one_or_none()
+        )
+        if found is None:
+            return None
+        # The request keeps working on its own copy; the remembered one stays detached
+        # (its roles with it) and is never changed.
+        db.session.expunge(found)
+        for role in found.roles:
+            db.session.expunge(role)
+        return found
+
+    template = generations.remembered("bearer users").get(_users_generation(), load, user_id)
+    if template is None:
+        return None
+    return db.session.merge(template, load=False)
+
+
 def principal_for(token: str) -> User | ClientPrincipal:
     """Who a bearer token stands for on the current tenant's host, checked now."""
     claims = jwt.verify(token, require_tenant())
     kind, _, ident = str(claims["sub"]).partition(":")
     if kind == "user" and ident.isdigit():
-        user = (
-            db.session.execute(_user_with_roles(), {"user_id": int(ident)})
-            .unique()
-            .scalar_one_or_none()
-        )
+        user = _bearer_user(int(ident))
         if user is None or not user.active:
             raise InvalidToken("the user is no longer active")
         if not hmac.compare_digest(str(claims.get("fsu", "")), uniquifier_digest(user)):

@@ -1,4 +1,4 @@
-"""The registry watch (tenants/registry.RegistryWatch): a process hears of registry
+"""The registry watch (core.generations.Watch): a process hears of registry
 changes from Redis without asking on every request, and while its connection is down
 each request reads the generation counter again, so no change is ever missed."""
 
@@ -11,6 +11,7 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import text
 
+from core import generations
 from tenants import registry
 from tenants.admin import admin_engine
 from tests.conftest import make_tenant
@@ -35,7 +36,7 @@ def test_no_request_reads_the_counter_while_the_watch_is_up(
     recent = registry.RecentTenants(lambda: admin_engine(app), seconds=3600)
     with app.app_context():
         redis = app.extensions["redis"]
-        assert registry.RegistryWatch.of(redis).generation() is not None
+        assert generations.Watch.of(redis).generation(registry.GENERATION_KEY) is not None
         remembered = recent.by_slug(slug)
         assert remembered is not None
 
@@ -56,9 +57,9 @@ def test_while_the_watch_is_down_a_change_is_still_seen_at_once(
     make_tenant(app, slug)
     recent = registry.RecentTenants(lambda: admin_engine(app), seconds=3600)
     with app.app_context():
-        watch = registry.RegistryWatch.of(app.extensions["redis"])
+        watch = generations.Watch.of(app.extensions["redis"])
         monkeypatch.setattr(watch, "RETRY_SECONDS", 0.0)
-        assert watch.generation() is not None
+        assert watch.generation(registry.GENERATION_KEY) is not None
         remembered = recent.by_slug(slug)
         assert remembered is not None and remembered.status == "active"
         # The server drops the watch's connection; the change lands while it is down.
@@ -75,14 +76,14 @@ def test_after_an_outage_the_watch_trusts_nothing_remembered_before(
     make_tenant(app, slug)
     recent = registry.RecentTenants(lambda: admin_engine(app), seconds=3600)
     with app.app_context():
-        watch = registry.RegistryWatch.of(app.extensions["redis"])
+        watch = generations.Watch.of(app.extensions["redis"])
         monkeypatch.setattr(watch, "RETRY_SECONDS", 0.0)
-        assert watch.generation() is not None
+        assert watch.generation(registry.GENERATION_KEY) is not None
         remembered = recent.by_slug(slug)
         assert recent.by_slug(slug) is remembered
         app.extensions["redis"].execute_command("CLIENT", "KILL", "ID", watch.client_id)
-        assert watch.generation() is None  # the outage, noticed
-        assert watch.generation() is not None  # a new connection
+        assert watch.generation(registry.GENERATION_KEY) is None  # the outage, noticed
+        assert watch.generation(registry.GENERATION_KEY) is not None  # a new connection
         # Messages may have been lost meanwhile: the tenant is read again, then kept.
         again = recent.by_slug(slug)
         assert again is not None and again is not remembered
