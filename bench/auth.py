@@ -3,16 +3,23 @@
 Two WSGI apps, each served over HTTP/1.1 by werkzeug in a process of its own:
 
   ours  the Power Buyer app (create_app, not in testing mode) answering
-        `GET /api/v1/me` on a tenant's host with a bearer access token: request id and
-        log line, host -> tenant, Flask-Security/Login/Principal, the rate limiter's
-        hook, JWT verification with the tenant's derived key, the user read in a
-        tenant-scoped transaction (role and search_path set), the revocation digest,
-        roles -> permissions, the audit hooks;
-  bare  a bare Flask + Flask-SQLAlchemy app whose one view reads the same user row by
-        id with its roles' permissions, in one query, schema-qualified, connected as
-        the database superuser (no tenant role, no search_path), and answers the same
-        JSON. Same driver and engine options as ours (pool_pre_ping): checking pooled
-        connections is neither auth, tenant nor audit.
+        `GET /api/v1/quotes/<id>` (an agent reading a quote of their own customer) on
+        a tenant's host with a bearer access token: request id and log line, host ->
+        tenant, Flask-Security/Login/Principal, the rate limiter's hook, JWT
+        verification with the tenant's derived key, the user and roles (remembered by
+        the process until a user or role changes, core.generations), the revocation
+        digest, roles -> permissions, the quote read in a tenant-scoped transaction
+        (role and search_path set) under the quotes' reach rule (the customer in the
+        agent's book), the audit hooks;
+  bare  a bare Flask + Flask-SQLAlchemy app whose one view reads the same quote row by
+        id, in one query, schema-qualified, connected as the database superuser (no
+        tenant role, no search_path), and answers the same JSON. Same driver and
+        engine options as ours (pool_pre_ping): checking pooled connections is
+        neither auth, tenant nor audit.
+
+Until 2026-11-28 the record was the user itself (`GET /api/v1/me`); once the process
+remembered bearer users, that request read nothing from the database, so it no longer
+measured a fetch of a row.
 
 Both answers are checked to be byte-identical first. A client in this process then
 sends sequential requests over one keep-alive connection to each (http.client), so
@@ -51,6 +58,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +80,10 @@ SERVER_NAME = "localhost:5000"
 HOST = f"{SLUG}.{SERVER_NAME}"
 EMAIL = f"agent@{SLUG}.example.com"
 PASSWORD = "bench password, not a secret one"
-ROLE = "agent"
+LINE = "motor_private_car"
+START = (date.today() + timedelta(days=7)).isoformat()
+RISK = {"vehicle_value": "800000", "vehicle_age_months": 36, "engine_cc": 1197, "zone": "A",
+        "claim_free_years": 3, "voluntary_deductible": 5000}  # fmt: skip
 TARGET = 0.60
 
 
@@ -105,44 +116,22 @@ def ours_app() -> Flask:
     )
 
 
-def provision() -> None:
-    """One tenant, and one user of the default `agent` role with a password.
+def provision() -> int:
+    """The bench tenant and an agent's book (bench.common.provision_book): a user of
+    the default `agent` role with a password and a licensed agent profile, the motor
+    product, one customer; the customer's id.
 
     An agent, not the tenant's admin: by the product's default setting
     (`mfa_required_roles` = ["admin"]) an admin must set up two-factor before the
     password grant gives a token, and the API cannot enrol one. The tenant keeps its
     default settings; the agent is an ordinary API user.
     """
-    from flask_security import hash_password
-    from sqlalchemy import select
-
-    from core.db import db
-    from core.security.models import Role
-    from core.tenancy import tenant_context
-    from tenants import provisioning
-    from tenants.admin import admin_engine
-    from tenants.cli import upgrade_public
-
     app = ours_app()
-    upgrade_public(app)
     redis = app.extensions["redis"]
     # Rate-limit counters and sessions of an earlier run of the bench tenant.
     for key in redis.scan_iter(f"pb:*{SLUG}*"):
         redis.delete(key)
-    with app.app_context():
-        tenant = provisioning.create_tenant(
-            admin_engine(app),
-            provisioning.NewTenant(
-                SLUG, "Bench", f"admin@{SLUG}.example.com", hash_password(PASSWORD)
-            ),
-            app_role=app.config["APP_DB_ROLE"],
-            role_prefix=app.config["DB_ROLE_PREFIX"],
-        )
-        with tenant_context(tenant):
-            role = db.session.scalars(select(Role).where(Role.name == ROLE)).one()
-            datastore = app.extensions["security"].datastore
-            datastore.create_user(email=EMAIL, password=hash_password(PASSWORD), roles=[role])
-            db.session.commit()
+    return common.provision_book(app, SLUG, EMAIL, PASSWORD, LINE, HOST)
 
 
 def bare_app() -> Flask:
@@ -164,24 +153,30 @@ def bare_app() -> Flask:
         )
         db.session.remove()
     query = text(
-        f'SELECT u.id, u.email, r.permissions FROM "{schema}".users u'
-        f' LEFT JOIN "{schema}".roles_users ru ON ru.user_id = u.id'
-        f' LEFT JOIN "{schema}".roles r ON r.id = ru.role_id'
-        " WHERE u.id = :id"
+        "SELECT id, line_code, customer_id, agent_id, start_date, risk, premium, currency,"
+        " trace, rate_table_version, product_version_id, status, created_at"
+        f' FROM "{schema}".quotes WHERE id = :id'
     )
 
-    @app.get("/users/<int:user_id>")
-    def user(user_id: int) -> Any:
-        rows = db.session.execute(query, {"id": user_id}).all()
-        if not rows:
+    @app.get("/quotes/<int:quote_id>")
+    def quote(quote_id: int) -> Any:
+        row = db.session.execute(query, {"id": quote_id}).one_or_none()
+        if row is None:
             return jsonify(error="not found"), 404
-        # Flask-Security keeps a role's permissions comma-separated in one column.
-        permissions = {p for row in rows if row.permissions for p in row.permissions.split(",")}
         return jsonify(
-            subject=f"user:{rows[0].id}",
-            kind="user",
-            email=rows[0].email,
-            permissions=sorted(permissions),
+            id=row.id,
+            product=row.line_code,
+            customer_id=row.customer_id,
+            agent_id=row.agent_id,
+            start_date=row.start_date.isoformat(),
+            risk=row.risk,
+            premium=f"{row.premium:.2f}",
+            currency=row.currency,
+            trace=row.trace,
+            rate_table_version=row.rate_table_version,
+            product_version_id=row.product_version_id,
+            status=row.status,
+            created_at=row.created_at.isoformat(),
         )
 
     return app
@@ -229,6 +224,13 @@ class Client:
         return latencies
 
 
+def a_quote(port: int, bearer: dict[str, str], customer_id: int) -> int:
+    """The id of a motor quote the agent makes for the customer, through the API."""
+    client = common.Client(port, HOST, bearer)
+    body = {"product": LINE, "customer_id": customer_id, "start_date": START, "risk": RISK}
+    return client.json("POST", "/api/v1/quotes", body, expect=201)["id"]
+
+
 def access_token(port: int) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port)
     conn.request(
@@ -259,7 +261,7 @@ class Figures:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def measure(args: argparse.Namespace) -> None:
+def measure(args: argparse.Namespace, customer_id: int) -> None:
     servers = {"ours": start("ours")}
     if args.against:
         servers["base"] = start("ours", Path(args.against).resolve())
@@ -267,14 +269,14 @@ def measure(args: argparse.Namespace) -> None:
     try:
         token = access_token(servers["ours"].port)
         bearer = {"Authorization": f"Bearer {token}"}
+        quote_id = a_quote(servers["ours"].port, bearer, customer_id)
         clients = {
-            name: Client(server.port, "/api/v1/me", bearer)
+            name: Client(server.port, f"/api/v1/quotes/{quote_id}", bearer)
             for name, server in servers.items()
             if name != "bare"
         }
         answer = clients["ours"].get()
-        user_id = json.loads(answer[1])["subject"].removeprefix("user:")
-        clients["bare"] = Client(servers["bare"].port, f"/users/{user_id}", {})
+        clients["bare"] = Client(servers["bare"].port, f"/quotes/{quote_id}", {})
         for name, client in clients.items():
             if (other := client.get()) != answer:
                 raise RuntimeError(f"the answers differ: ours {answer!r}, {name} {other!r}")
@@ -392,7 +394,7 @@ def round_trips(engine: Any, call: Callable[[], Any]) -> list[str]:
     return waits + sent
 
 
-def breakdown(requests: int) -> None:
+def breakdown(requests: int, customer_id: int) -> None:
     """Time each hook and the view of ours in-process, and list the round trips of
     a request of each app."""
     from core.db import db
@@ -430,7 +432,8 @@ def breakdown(requests: int) -> None:
     app.teardown_appcontext_funcs = [
         timed(label("teardown", f), f) for f in app.teardown_appcontext_funcs
     ]
-    app.view_functions["api.me"] = timed("view web.api.auth.me", app.view_functions["api.me"])
+    view = app.view_functions["api.get_quote"]
+    app.view_functions["api.get_quote"] = timed("view web.api.quotes.get_quote", view)
     app.wsgi_app = timed("whole request (WSGI, no HTTP)", app.wsgi_app)  # type: ignore[method-assign]
     jwt.verify = timed("  of which core.security.jwt.verify", jwt.verify)
 
@@ -440,20 +443,19 @@ def breakdown(requests: int) -> None:
         "/api/v1/auth/token", json={"email": EMAIL, "password": PASSWORD}, base_url=base
     ).json["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    me = client.get("/api/v1/me", headers=headers, base_url=base).json
-    path = "/users/" + me["subject"].removeprefix("user:")
+    body = {"product": LINE, "customer_id": customer_id, "start_date": START, "risk": RISK}
+    created = client.post("/api/v1/quotes", json=body, headers=headers, base_url=base)
+    ours_path, path = f"/api/v1/quotes/{created.json['id']}", f"/quotes/{created.json['id']}"
     for _ in range(300):
-        client.get("/api/v1/me", headers=headers, base_url=base)
+        client.get(ours_path, headers=headers, base_url=base)
     # Outside the app context: a request inside one would reuse it, and its session
     # would outlive the request.
     with app.app_context():
         engine = db.engine
-    ours_waits = round_trips(
-        engine, lambda: client.get("/api/v1/me", headers=headers, base_url=base)
-    )
+    ours_waits = round_trips(engine, lambda: client.get(ours_path, headers=headers, base_url=base))
     spent.clear()
     for _ in range(requests):
-        client.get("/api/v1/me", headers=headers, base_url=base)
+        client.get(ours_path, headers=headers, base_url=base)
     bare = bare_app()
     bare_client = bare.test_client()
     for _ in range(300):
@@ -465,7 +467,7 @@ def breakdown(requests: int) -> None:
     with bare.app_context():
         engine = bare.extensions["sqlalchemy"].engine
     bare_waits = round_trips(engine, lambda: bare_client.get(path))
-    print(f"\nours, GET /api/v1/me in-process, mean of {requests} requests:")
+    print(f"\nours, GET {ours_path} in-process, mean of {requests} requests:")
     for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
         if seconds / requests >= 0.000005:
             print(f"  {seconds / requests * 1000:6.3f} ms  {name}")
@@ -496,11 +498,11 @@ def main() -> None:
         return
     print(f"database {make_url(database_url()).database}, redis {redis_url()}", flush=True)
     common.recreate_database(database_url())
-    provision()
+    customer_id = provision()
     if args.breakdown:
-        breakdown(args.requests)
+        breakdown(args.requests, customer_id)
     else:
-        measure(args)
+        measure(args, customer_id)
 
 
 if __name__ == "__main__":

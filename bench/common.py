@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,72 @@ def timed_calls(call: Callable[[], Any], count: int) -> Figures:
 def machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return f"{os.cpu_count()} CPUs, load average now {load}"
+
+
+# --- a tenant with a book ----------------------------------------------------------
+
+# The in-tree plugin of each line a bench quotes.
+LINE_PLUGINS = {"motor_private_car": "premium_motor", "term_life": "premium_life"}
+
+
+def provision_book(
+    app: Any, slug: str, agent_email: str, password: str, line: str, host: str
+) -> int:
+    """Tenant `slug` with the plugin of `line` and its product enabled, an agent (a user
+    of the `agent` role with a licensed agent profile) and one customer in the agent's
+    book; the customer's id."""
+    from flask_login import login_user
+    from flask_security import hash_password
+    from sqlalchemy import select
+
+    from core.agents.models import Agent
+    from core.customers import operations as customers
+    from core.db import db
+    from core.products import operations as products
+    from core.security.models import User
+    from core.tenancy import tenant_context
+    from tenants import provisioning, registry
+    from tenants.admin import admin_engine
+    from tenants.cli import upgrade_public
+    from tenants.plugin_cli import enable_plugin
+
+    upgrade_public(app)
+    with app.app_context():
+        engine = admin_engine(app)
+        tenant = provisioning.create_tenant(
+            engine,
+            provisioning.NewTenant(
+                slug, "Bench", f"admin@{slug}.example.com", hash_password(password)
+            ),
+            app_role=app.config["APP_DB_ROLE"],
+            role_prefix=app.config["DB_ROLE_PREFIX"],
+        )
+        enable_plugin(engine, tenant, LINE_PLUGINS[line])
+        tenant = registry.by_slug(engine, slug)
+        with tenant_context(tenant):
+            user = app.extensions["security"].datastore.create_user(
+                email=agent_email, password=hash_password(password), roles=["agent"]
+            )
+            db.session.flush()
+            agent = Agent(
+                user_id=user.id,
+                licence_number="BENCH-1",
+                licence_expires_on=date.today() + timedelta(days=3 * 365),
+            )
+            db.session.add(agent)
+            db.session.commit()
+            agent_id = agent.id
+            admin = db.session.scalars(
+                select(User).where(User.email == f"admin@{slug}.example.com")
+            ).one()
+            # The admin enables the product and adds the customer, as on a request of theirs.
+            with app.test_request_context(base_url=f"http://{host}"):
+                login_user(admin)
+                products.enable_product(line)
+                customer = customers.create(
+                    {"kind": "person", "first_name": "Bench", "last_name": "Buyer",
+                     "agent_id": agent_id},
+                    force=True,
+                )  # fmt: skip
+                customer_id = customer.id
+    return customer_id

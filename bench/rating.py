@@ -54,6 +54,7 @@ from bench.common import (  # noqa: E402
     machine,
     merged,
     ours_config,
+    provision_book,
     recreate_database,
     serve,
     start,
@@ -98,64 +99,9 @@ def ours_app() -> Flask:
 
 
 def provision() -> int:
-    """The bench tenant with the motor plugin and product enabled, an agent (a user with
-    a licensed agent profile) and one customer in the agent's book; the customer's id."""
-    from flask_login import login_user
-    from flask_security import hash_password
-    from sqlalchemy import select
-
-    from core.agents.models import Agent
-    from core.customers import operations as customers
-    from core.db import db
-    from core.products import operations as products
-    from core.security.models import User
-    from core.tenancy import tenant_context
-    from tenants import provisioning, registry
-    from tenants.admin import admin_engine
-    from tenants.cli import upgrade_public
-    from tenants.plugin_cli import enable_plugin
-
-    app = ours_app()
-    upgrade_public(app)
-    with app.app_context():
-        engine = admin_engine(app)
-        tenant = provisioning.create_tenant(
-            engine,
-            provisioning.NewTenant(
-                SLUG, "Bench", f"admin@{SLUG}.example.com", hash_password(PASSWORD)
-            ),
-            app_role=app.config["APP_DB_ROLE"],
-            role_prefix=app.config["DB_ROLE_PREFIX"],
-        )
-        enable_plugin(engine, tenant, "premium_motor")
-        tenant = registry.by_slug(engine, SLUG)
-        with tenant_context(tenant):
-            user = app.extensions["security"].datastore.create_user(
-                email=AGENT_EMAIL, password=hash_password(PASSWORD), roles=["agent"]
-            )
-            db.session.flush()
-            agent = Agent(
-                user_id=user.id,
-                licence_number="BENCH-1",
-                licence_expires_on=date.today() + timedelta(days=3 * 365),
-            )
-            db.session.add(agent)
-            db.session.commit()
-            agent_id = agent.id
-            admin = db.session.scalars(
-                select(User).where(User.email == f"admin@{SLUG}.example.com")
-            ).one()
-            # The admin enables the product and adds the customer, as on a request of theirs.
-            with app.test_request_context(base_url=f"http://{HOST}"):
-                login_user(admin)
-                products.enable_product(LINE)
-                customer = customers.create(
-                    {"kind": "person", "first_name": "Bench", "last_name": "Buyer",
-                     "agent_id": agent_id},
-                    force=True,
-                )  # fmt: skip
-                customer_id = customer.id
-    return customer_id
+    """The bench tenant and an agent's book (bench.common.provision_book); the
+    customer's id."""
+    return provision_book(ours_app(), SLUG, AGENT_EMAIL, PASSWORD, LINE, HOST)
 
 
 def bare_app() -> Flask:

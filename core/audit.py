@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,10 +29,12 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from flask import Flask, after_this_request, current_app, has_app_context, has_request_context
 from flask import request as flask_request
 from flask_login import current_user, user_logged_out
 from flask_security.signals import user_authenticated
+from psycopg.types.json import Jsonb
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -51,6 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core import jobs, logs
@@ -346,11 +350,68 @@ def record(
     session.info.setdefault(_PENDING, []).append(entry)
 
 
+# The entries of a transaction go in with its COMMIT, in one round trip: sent as one
+# psycopg pipeline (INSERT, COMMIT, Sync) from the connection's commit event, after
+# every flush. An entry the trigger refuses makes the commit fail, as before; psycopg
+# then finds the transaction already ended and sends no COMMIT of its own.
+_INSERT_SQL = (
+    "INSERT INTO audit_log (actor, actor_ip, request_id, action, entity, entity_id,"
+    " changes, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_WITH_COMMIT: weakref.WeakKeyDictionary[Connection, list[dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _row(entry: dict[str, Any]) -> tuple[Any, ...]:
+    # none_as_null, as the model's JSONB columns: no diff is SQL NULL, not JSON null.
+    return (
+        entry["actor"],
+        entry["actor_ip"],
+        entry["request_id"],
+        entry["action"],
+        entry["entity"],
+        entry["entity_id"],
+        None if entry["changes"] is None else Jsonb(entry["changes"]),
+        None if entry["details"] is None else Jsonb(entry["details"]),
+    )
+
+
 @event.listens_for(TenantSession, "before_commit")
 def _insert_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
-    if pending:
+    if not pending:
+        return
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    # A savepoint's commit, or a session joined to a caller's transaction (tests), is
+    # not the COMMIT: the entries go in now, in the transaction.
+    joined = isinstance(session.bind, Connection) and session.bind.in_transaction()
+    if session.in_nested_transaction() or joined or not isinstance(raw, psycopg.Connection):
         session.execute(insert(AuditEntry), pending)
+        return
+    _WITH_COMMIT.setdefault(connection, []).extend(pending)
+
+
+@event.listens_for(Engine, "commit")
+def _insert_with_commit(connection: Connection) -> None:
+    pending = _WITH_COMMIT.pop(connection, None)
+    if not pending:
+        return
+    raw = connection.connection.dbapi_connection
+    assert isinstance(raw, psycopg.Connection)
+    rows = [_row(entry) for entry in pending]
+    try:
+        with raw.pipeline(), raw.cursor() as cursor:
+            cursor.executemany(_INSERT_SQL, rows)
+            raw.commit()
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(_INSERT_SQL, rows, exc, psycopg.Error) from exc
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_with_rollback(connection: Connection) -> None:
+    _WITH_COMMIT.pop(connection, None)
 
 
 @event.listens_for(TenantSession, "after_transaction_end")

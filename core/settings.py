@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from flask import g
-from sqlalchemy import String, select
+from flask import g, has_app_context
+from sqlalchemy import String, event, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import audit, generations, numbering
 from core.audit import AuditMixin
-from core.db import Base, db
+from core.db import Base, TenantSession, db
 from core.tenancy import require_tenant
 
 
@@ -146,11 +146,22 @@ def _load() -> Mapping[str, Any]:
     )
 
 
+_REQUEST_KEY = "_pb_settings_"
+
+
+@event.listens_for(TenantSession, "after_rollback")
+def _forget_unsaved(session: Any) -> None:
+    # A value set in a transaction that rolled back was never stored: read again.
+    if has_app_context():
+        for key in [key for key in g if key.startswith(_REQUEST_KEY)]:
+            g.pop(key, None)
+
+
 def _cache() -> Mapping[str, Any]:
     """This tenant's stored values: read once per app context, from what the process
     remembers until a setting changes (core.generations), not from the database on
     every request. Read-only: `get` hands out copies."""
-    key = f"_pb_settings_{require_tenant().id}"
+    key = f"{_REQUEST_KEY}{require_tenant().id}"
     cached = g.get(key)
     if cached is None:
         cached = generations.remembered("settings").get(_generation(), _load)
@@ -192,7 +203,8 @@ def set(name: str, value: Any) -> None:
     else:
         row.value = normalised
     # This request reads its own write at once; other requests once it commits.
-    setattr(g, f"_pb_settings_{require_tenant().id}", {**_cache(), name: copy.deepcopy(normalised)})
+    updated = {**_cache(), name: copy.deepcopy(normalised)}
+    setattr(g, f"{_REQUEST_KEY}{require_tenant().id}", updated)
     audit.record(
         "settings.update",
         entity="setting",

@@ -99,10 +99,32 @@ def sign(tenant: Tenant, subject: str, extra: dict[str, Any] | None = None) -> s
     return jwt.encode(header, claims, _key(tenant, version))
 
 
+# Tokens verified by this process: (token, tenant, issuer, secret, key versions) -> claims. An
+# API client sends the same token on every request for its lifetime (15 minutes), and
+# the same bytes verify the same way against the same keys; only the clock moves, so a
+# remembered token is still refused once it expires. Revocation is not a property of
+# the token: callers check the subject on every request (core.security.tokens).
+_VERIFIED: dict[tuple[str, int, str, str, frozenset[str]], dict[str, Any]] = {}
+_VERIFIED_MAX = 10_000
+
+
 def verify(token: str, tenant: Tenant) -> dict[str, Any]:
     """The claims of a valid token of `tenant`; InvalidToken for anything else."""
     versions = _verifying_versions()
+    key = (token, tenant.id, issuer(tenant), current_app.config["SECRET_KEY"], frozenset(versions))
+    claims = _VERIFIED.get(key)
+    if claims is not None:
+        if time.time() <= claims["exp"] + LEEWAY_SECONDS:
+            return dict(claims)
+        _VERIFIED.pop(key, None)
+    claims = _verify(token, tenant, versions)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[key] = claims
+    return dict(claims)
 
+
+def _verify(token: str, tenant: Tenant, versions: dict[str, int]) -> dict[str, Any]:
     def pick_key(guest: GuestProtocol) -> OctKey:
         version = versions.get(guest.headers().get("kid", ""))
         if version is None:
