@@ -8,11 +8,15 @@ a second run reuses it.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+# How long `stop` waits for the embedded Redis to notice its other clients are gone.
+REDIS_CLIENTS_GONE_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,13 @@ def stop() -> None:
 
     redis = _handles.pop("redis", None)
     if redis is not None:
-        # Shuts the server down only when this is its last client (tests may share it).
+        # Shuts the server down (saving) only when this is its last client (tests may
+        # share it). Clients that just went away (the children, killed; this process's
+        # pools, closed) stay on the server's list until its event loop notices, which
+        # on a busy machine can take a moment: wait for that, a few seconds at most.
+        deadline = time.monotonic() + REDIS_CLIENTS_GONE_SECONDS
+        while redis._connection_count() > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         redis._cleanup()
     postgres = _handles.pop("postgres", None)
     if postgres is not None:

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from core import audit
 from core.agents.models import Agent
@@ -103,7 +103,10 @@ def bind(
     product = db.session.get(Product, quote.product_id)
     if product is None or not product.is_active:
         errors["product"] = ["This product is no longer sold: quote another one."]
-    customer = db.session.get(Customer, quote.customer_id)
+    # Whether the customer is still on file, and their agent: none of their personal data.
+    customer = db.session.execute(
+        select(Customer.is_active, Customer.agent_id).where(Customer.id == quote.customer_id)
+    ).one_or_none()
     if customer is None or not customer.is_active:
         errors["customer_id"] = ["This customer is no longer on file."]
     agent_id = quote.agent_id if quote.agent_id is not None else getattr(customer, "agent_id", None)
@@ -147,17 +150,18 @@ def bind(
         )
         db.session.add(version)
         db.session.flush()
-        db.session.refresh(quote)
+        # The UPDATE above went past the session: what it holds of the quote is stale.
+        db.session.expire(quote)
         audit.record(
             "policies.bind",
             entity="policies",
             entity_id=policy.id,
             after=snapshot(policy),
-            details={"quote": quote.id, "version": version_snapshot(version)},
+            details={"quote": quote_id, "version": version_snapshot(version)},
         )
         return policy
 
-    return committed(work)
+    return committed(work, keep_loaded=True)
 
 
 def issue(policy_id: int, *, user: Any = None) -> Policy:
@@ -169,7 +173,7 @@ def issue(policy_id: int, *, user: Any = None) -> Policy:
         issue_locked(policy)
         return policy
 
-    return committed(work)
+    return committed(work, keep_loaded=True)
 
 
 # --- Endorse --------------------------------------------------------------------------

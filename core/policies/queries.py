@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from core.policies.models import POLICY_STATES, Policy, PolicyVersion, RenewalOf
 from core.policies.renewals import describe, offers_of
 from core.policies.rules import PolicyInvalid
 from core.policies.versions import get_policy
+from core.products import queries as product_queries
 from core.products.models import Product
 from core.security import scope
 
@@ -120,10 +122,9 @@ def customer_names(customer_ids: set[int]) -> dict[int, str]:
     return {customer.id: customer.display_name for customer in found}
 
 
-def line_codes() -> dict[int, str]:
-    """Product id -> line code (few products per tenant)."""
-    rows = db.session.execute(select(Product.id, Product.line_code))
-    return {row.id: row.line_code for row in rows}
+def line_codes() -> Mapping[int, str]:
+    """Product id -> line code (few products per tenant, remembered by the process)."""
+    return product_queries.line_codes()
 
 
 # --- Plain forms -------------------------------------------------------------------

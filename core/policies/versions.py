@@ -14,7 +14,7 @@ from sqlalchemy import select
 from core import audit, numbering, settings
 from core.agents.models import Agent
 from core.agents.rules import can_bind
-from core.db import db
+from core.db import commit_keeping_loaded, db
 from core.policies import lifecycle
 from core.policies.lifecycle import IllegalTransition
 from core.policies.models import IN_FORCE, NEW_BUSINESS, STATE_BOUND, Policy, PolicyVersion
@@ -28,10 +28,17 @@ NUMBER_PATTERN_SETTING = "policy_number_pattern"
 INT_MAX = 2**31 - 1
 
 
-def committed(work: Callable[[], T]) -> T:
+def committed(work: Callable[[], T], *, keep_loaded: bool = False) -> T:
+    """Run `work` and commit, or roll back on any exception. `keep_loaded` keeps what the
+    session holds loaded after the commit (core.db.commit_keeping_loaded): for an
+    operation that answers with the rows it just wrote, and changed none behind the
+    ORM's back."""
     try:
         result = work()
-        db.session.commit()
+        if keep_loaded:
+            commit_keeping_loaded()
+        else:
+            db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
@@ -55,10 +62,7 @@ def checked_id(value: Any) -> int:
 def get_policy(policy_id: int, user: Any = None, *, lock: bool = False) -> Policy:
     """The policy if within the caller's reach (OutOfReach otherwise); `lock` takes its
     row lock, so that state changes of one policy happen one after the other."""
-    policy = scope.get_or_404(Policy, checked_id(policy_id), user=user)
-    if lock:
-        db.session.refresh(policy, with_for_update=True)
-    return policy
+    return scope.get_or_404(Policy, checked_id(policy_id), user=user, lock=lock)
 
 
 def current_version(policy: Policy) -> PolicyVersion:

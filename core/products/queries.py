@@ -127,6 +127,17 @@ def _load_offers() -> Mapping[str, Offer]:
     return MappingProxyType(offers)
 
 
+def line_codes() -> Mapping[int, str]:
+    """Product id -> line code, of every product the tenant has (remembered as offers
+    are: a policy's answer names its product's line)."""
+
+    def load() -> Mapping[int, str]:
+        rows = db.session.execute(select(Product.id, Product.line_code))
+        return MappingProxyType({row.id: row.line_code for row in rows})
+
+    return generations.remembered("line codes").get(_generation(), load)
+
+
 def offer(line_code: str) -> Offer | None:
     """The tenant's product of `line_code` if it is on sale with at least one version.
 

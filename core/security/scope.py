@@ -83,12 +83,14 @@ def get_or_404(
     *,
     visible_if: ColumnElement[bool] | Callable[[T], bool] | None = None,
     user: Any = None,
+    lock: bool = False,
 ) -> T:
     """The row of `model` with primary key `ident`, if the caller may see it.
 
     The model's reach rule applies in the query, so an out-of-reach row is never
     loaded. `visible_if` narrows further for one call site: a SQL condition, or a
-    predicate on the loaded object. Raises OutOfReach (404) otherwise.
+    predicate on the loaded object. Raises OutOfReach (404) otherwise. `lock` takes
+    the row's lock (FOR UPDATE) in the same query, and reads it afresh.
     """
     keys = inspect(model).primary_key
     if len(keys) != 1:
@@ -96,6 +98,9 @@ def get_or_404(
     statement = scoped(select(model).where(keys[0] == ident), model, user)
     if isinstance(visible_if, ColumnElement):
         statement = statement.where(visible_if)
+    if lock:
+        # FOR UPDATE OF the model's table only: the reach rule's subqueries lock nothing.
+        statement = statement.with_for_update(of=model).execution_options(populate_existing=True)
     found = db.session.scalars(statement).one_or_none()
     if found is None or (callable(visible_if) and not visible_if(found)):
         raise OutOfReach()
