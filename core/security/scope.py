@@ -19,12 +19,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask_login import current_user
-from sqlalchemy import ColumnElement, Select, false, inspect, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, false, inspect, select, true
 from werkzeug.exceptions import NotFound
 
 from core import settings
 from core.db import db
 from core.security.authz import has_permission
+from core.tenancy import require_tenant
 
 T = TypeVar("T")
 
@@ -46,7 +47,14 @@ class OutOfReach(NotFound):
 
 
 def reach(model: type) -> Callable[[Rule], Rule]:
-    """Declare `rule(user) -> SQL condition`: the rows of `model` that `user` may see."""
+    """Declare `rule(user) -> SQL condition`: the rows of `model` that `user` may see.
+
+    A rule may depend only on its caller's identity (user id or API client), whether
+    they are signed in and active, the permissions they hold, and the tenant's
+    BOOK_SCOPE_SETTING: its answer is remembered per those (`_caller_key`), so the SQL
+    is built once per caller, not on every request. Anything else a rule needs must be
+    in the SQL it returns (a subquery), never read while building it.
+    """
 
     def register(rule: Rule) -> Rule:
         if model in _RULES and _RULES[model] is not rule:
@@ -63,13 +71,75 @@ def forget(model: type) -> None:
 
 
 def _subject(user: Any) -> Any:
-    return current_user if user is None else user
+    if user is not None:
+        return user
+    # The user itself, not the proxy: remembered answers are keyed by its type.
+    return current_user._get_current_object()  # type: ignore[attr-defined]
+
+
+# Built conditions and statements, by what their rule may read of the caller (`reach`).
+# SQL constructs are immutable, so one built for a caller serves all their requests.
+_MEMO: dict[tuple[Any, ...], Any] = {}
+_MEMO_MAX = 4096
+
+
+def _permissions(subject: Any) -> frozenset[str] | None:
+    scopes = getattr(subject, "scopes", None)  # an API client's token
+    if isinstance(scopes, frozenset):
+        return scopes
+    roles = getattr(subject, "roles", None)  # a User (see User.has_permission)
+    if roles is None:
+        return None
+    return frozenset(
+        permission
+        for role in roles
+        if role.permissions and not isinstance(role.permissions, str)
+        for permission in role.permissions
+    )
+
+
+def _caller_key(subject: Any) -> tuple[Any, ...] | None:
+    """All a reach rule may read of its caller and tenant, hashable; None for a caller
+    this cannot describe (nothing is remembered for them)."""
+    if subject is None:
+        return None
+    if not getattr(subject, "is_authenticated", False):
+        return (require_tenant().id, "anonymous")
+    permissions = _permissions(subject)
+    if permissions is None:
+        return None
+    return (
+        require_tenant().id,
+        type(subject),
+        getattr(subject, "id", None),
+        getattr(subject, "pk", None),
+        bool(getattr(subject, "active", False)),
+        permissions,
+        settings.get(BOOK_SCOPE_SETTING),
+    )
+
+
+def _remember(key: tuple[Any, ...], value: Any) -> None:
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[key] = value
 
 
 def visible(model: type, user: Any = None) -> ColumnElement[bool]:
     """The SQL condition for `model`'s rows `user` (default: current user) may see."""
     rule = _RULES.get(model)
-    return true() if rule is None else rule(_subject(user))
+    if rule is None:
+        return true()
+    subject = _subject(user)
+    caller = _caller_key(subject)
+    if caller is None:
+        return rule(subject)
+    key = ("visible", model, rule, caller)
+    condition = _MEMO.get(key)
+    if condition is None:
+        condition = rule(subject)
+        _remember(key, condition)
+    return condition
 
 
 def scoped(statement: Select[Any], model: type, user: Any = None) -> Select[Any]:
@@ -95,13 +165,23 @@ def get_or_404(
     keys = inspect(model).primary_key
     if len(keys) != 1:
         raise TypeError(f"{model.__name__} has a composite primary key")
-    statement = scoped(select(model).where(keys[0] == ident), model, user)
-    if isinstance(visible_if, ColumnElement):
-        statement = statement.where(visible_if)
-    if lock:
-        # FOR UPDATE OF the model's table only: the reach rule's subqueries lock nothing.
-        statement = statement.with_for_update(of=model).execution_options(populate_existing=True)
-    found = db.session.scalars(statement).one_or_none()
+    subject = _subject(user)
+    condition = visible_if if isinstance(visible_if, ColumnElement) else None
+    caller = _caller_key(subject) if condition is None else None
+    key = ("get", model, _RULES.get(model), caller, lock)
+    statement = _MEMO.get(key) if caller is not None else None
+    if statement is None:
+        statement = scoped(select(model).where(keys[0] == bindparam("pb_ident")), model, subject)
+        if condition is not None:
+            statement = statement.where(condition)
+        if lock:
+            # FOR UPDATE OF the model's table only: the reach rule's subqueries lock nothing.
+            statement = statement.with_for_update(of=model).execution_options(
+                populate_existing=True
+            )
+        if caller is not None:
+            _remember(key, statement)
+    found = db.session.scalars(statement, {"pb_ident": ident}).one_or_none()
     if found is None or (callable(visible_if) and not visible_if(found)):
         raise OutOfReach()
     return found

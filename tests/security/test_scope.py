@@ -135,3 +135,38 @@ def test_out_of_reach_over_http_is_a_404_page(probe_app: Flask, app: Flask, alph
         response = client.get(f"/probe/users/{user_id}")
         assert response.status_code == 404, user_id
         assert "Nothing was found at this address." in response.text
+
+
+# --- Remembered reach: built once per caller, never shared between callers -------------
+
+
+def test_a_remembered_statement_is_each_callers_own(book: dict) -> None:
+    agent, mine, theirs = book["agent"], book["mine"], book["theirs"]
+    other = db.session.scalars(
+        select(User).where(User.email == "other.agent@alpha.example.com")
+    ).one()
+    for _ in range(2):  # the second time round, every statement is a remembered one
+        assert scope.get_or_404(Probe, mine.id, user=agent) is mine
+        assert scope.get_or_404(Probe, theirs.id, user=other) is theirs
+        with pytest.raises(scope.OutOfReach):
+            scope.get_or_404(Probe, theirs.id, user=agent)
+        with pytest.raises(scope.OutOfReach):
+            scope.get_or_404(Probe, mine.id, user=other)
+
+
+def test_remembered_reach_follows_the_setting_and_the_callers_roles(book: dict) -> None:
+    agent, theirs = book["agent"], book["theirs"]
+    with pytest.raises(scope.OutOfReach):
+        scope.get_or_404(Probe, theirs.id, user=agent)  # remembered: own book
+    settings.set(scope.BOOK_SCOPE_SETTING, "all")
+    assert scope.get_or_404(Probe, theirs.id, user=agent) is theirs
+    settings.set(scope.BOOK_SCOPE_SETTING, "own")
+    with pytest.raises(scope.OutOfReach):
+        scope.get_or_404(Probe, theirs.id, user=agent)
+    manager_roles = list(book["manager"].roles)
+    agent.roles.extend(manager_roles)  # agents:read: the whole brokerage
+    assert scope.get_or_404(Probe, theirs.id, user=agent) is theirs
+    for role in manager_roles:
+        agent.roles.remove(role)
+    with pytest.raises(scope.OutOfReach):
+        scope.get_or_404(Probe, theirs.id, user=agent)
