@@ -448,6 +448,7 @@ SEED_COLUMNS = (
     "registration_number",
     "national_id",
     "national_id_index",
+    "identity_index",
     "email",
     "phone",
     "preferred_channel",
@@ -467,8 +468,9 @@ SEED_COLUMNS = (
 def stored_rows(count: int, agent_ids: list[int], seed: int) -> Iterator[tuple[Any, ...]]:
     """Customers 1..count as the application stores them: clean values (emails
     lower-case, phones as + and digits), the date of birth and national id encrypted by
-    the column's own type, the national id's blind index by the model's helper."""
-    from core.customers.models import Customer
+    the column's own type, the national id's blind index and the identity index (name
+    and date of birth) by the model's helpers."""
+    from core.customers.models import Customer, identity_value
     from core.security.pii import index_value, normalise
 
     rng = random.Random(seed)
@@ -493,6 +495,9 @@ def stored_rows(count: int, agent_ids: list[int], seed: int) -> Iterator[tuple[A
             values.get("registration_number"),
             seal_nid(nid, None) if nid else None,
             index_value(Customer.national_id, nid) if nid else None,
+            identity_value(
+                values.get("first_name"), values.get("last_name"), values.get("date_of_birth")
+            ),
             values["email"].lower() if "email" in values else None,
             normalise(values["phone"], "phone") if "phone" in values else None,
             rng.choice(channels),

@@ -18,8 +18,8 @@ COPY in its own transaction. Idempotency (a re-run of the same file, or a
 job retried after a crash, creates no duplicates): a row is skipped when a customer
 already exists, or an earlier row of the same chunk is being created, with the same
 email (case-insensitive), the same national id (blind index), or the same first and
-last name (case-insensitive) and date of birth. Every customer row counts, inactive
-and merged ones too.
+last name (case-insensitive) and date of birth (the identity index, see
+core.customers.models). Every customer row counts, inactive and merged ones too.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ from flask_login import current_user
 from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 from psycopg import sql
-from sqlalchemy import ARRAY, Text, bindparam, func, select, tuple_
+from sqlalchemy import ARRAY, Text, any_, bindparam, func, select, tuple_
 from werkzeug.exceptions import NotFound
 
 from core import audit, jobs
 from core.agents import queries as agent_queries
-from core.customers.models import COMPANY, PERSON, Customer
+from core.customers.models import COMPANY, IDENTITY_FIELDS, PERSON, Customer, identity_value
 from core.customers.rules import CustomerInvalid, agent_ids_of, clean
 from core.db import db
 from core.security.authz import authorize
@@ -325,47 +325,64 @@ def _keys(values: dict[str, Any]) -> list[tuple[str, Any]]:
         keys.append(("email", values["email"].lower()))
     if values.get("national_id"):
         keys.append(("nid", index_value(Customer.national_id, values["national_id"])))
-    if values.get("first_name") and values.get("last_name") and values.get("date_of_birth"):
-        name = (values["first_name"].lower(), values["last_name"].lower())
-        keys.append(("name", (*name, values["date_of_birth"])))
+    identity = identity_value(*(values.get(name) for name in IDENTITY_FIELDS))
+    if identity is not None:
+        keys.append(("name", identity))
     return keys
 
 
-def _existing(candidates: list[list[tuple[str, Any]]]) -> set[tuple[str, Any]]:
-    """Which of the candidate keys customers on file already have."""
+def _unindexed(names: set[tuple[str, str]]) -> set[str]:
+    """The identities of the customers with one of these (first, last) names who have
+    no identity index yet (written before it existed, or by a bulk write that left it
+    out): found by name through the index of those rows only, their dates of birth
+    decrypted here. Nothing to find once identity_backfill has filled them.
+
+    The names go as two arrays, unnested: one index lookup each, where a list of pairs
+    becomes an OR of hundreds of conditions, slow to plan and to run.
+    """
+    pairs = sorted({(first.lower(), last.lower()) for first, last in names})
+    if not pairs:
+        return set()
+    listed = (
+        func.unnest(
+            bindparam("firsts", [first for first, _ in pairs], type_=ARRAY(Text)),
+            bindparam("lasts", [last for _, last in pairs], type_=ARRAY(Text)),
+        )
+        .table_valued("first", "last")
+        .render_derived()
+    )
+    lowered = tuple_(func.lower(Customer.first_name), func.lower(Customer.last_name))
+    query = select(Customer.first_name, Customer.last_name, Customer.date_of_birth).where(
+        Customer.identity_index.is_(None),
+        Customer.date_of_birth.is_not(None),
+        lowered.in_(select(listed.c.first, listed.c.last)),
+    )
+    return {identity_value(*row) for row in db.session.execute(query)} - {None}
+
+
+def _existing(
+    candidates: list[list[tuple[str, Any]]], names: set[tuple[str, str]]
+) -> set[tuple[str, Any]]:
+    """Which of the candidate keys customers on file already have (`names`: the first
+    and last names of the candidates with an identity key)."""
     wanted: dict[str, set[Any]] = {"email": set(), "nid": set(), "name": set()}
     for keys in candidates:
         for kind, value in keys:
             wanted[kind].add(value)
     found: set[tuple[str, Any]] = set()
+
+    def on_file(column: Any, values: set[str]) -> set[str]:
+        # One array parameter, not an IN list of hundreds: less to render and bind.
+        listed = bindparam("values", list(values), type_=ARRAY(Text))
+        return set(db.session.scalars(select(column).where(column == any_(listed))))
+
     if wanted["email"]:
-        query = select(func.lower(Customer.email)).where(
-            func.lower(Customer.email).in_(wanted["email"])
-        )
-        found |= {("email", email) for email in db.session.scalars(query)}
+        found |= {("email", e) for e in on_file(func.lower(Customer.email), wanted["email"])}
     if wanted["nid"]:
-        query = select(Customer.national_id_index).where(
-            Customer.national_id_index.in_(wanted["nid"])
-        )
-        found |= {("nid", index) for index in db.session.scalars(query)}
+        found |= {("nid", i) for i in on_file(Customer.national_id_index, wanted["nid"])}
     if wanted["name"]:
-        # Dates of birth are encrypted: match the names in SQL, compare dates here. The
-        # names as two arrays, unnested: one index lookup each, where a list of pairs
-        # becomes an OR of hundreds of conditions, slow to plan and to run.
-        pairs = sorted({(first, last) for first, last, _ in wanted["name"]})
-        names = (
-            func.unnest(
-                bindparam("firsts", [first for first, _ in pairs], type_=ARRAY(Text)),
-                bindparam("lasts", [last for _, last in pairs], type_=ARRAY(Text)),
-            )
-            .table_valued("first", "last")
-            .render_derived()
-        )
-        lowered = tuple_(func.lower(Customer.first_name), func.lower(Customer.last_name))
-        query = select(
-            func.lower(Customer.first_name), func.lower(Customer.last_name), Customer.date_of_birth
-        ).where(lowered.in_(select(names.c.first, names.c.last)))
-        found |= {("name", tuple(row)) for row in db.session.execute(query)}
+        found |= {("name", i) for i in on_file(Customer.identity_index, wanted["name"])}
+        found |= {("name", identity) for identity in _unindexed(names)}
     return found
 
 
@@ -406,10 +423,15 @@ def _import_chunk(
             for field, messages in sorted(exc.errors.items()):
                 errors.append({"line": line, "field": field, "reason": " ".join(messages)})
     keyed = [(line, values, _keys(values)) for line, values in valid]
-    seen = _existing([keys for _, _, keys in keyed])
+    names = {
+        (values["first_name"], values["last_name"])
+        for _, values, keys in keyed
+        if any(kind == "name" for kind, _ in keys)
+    }
+    seen = _existing([keys for _, _, keys in keyed], names)
     actor = audit.current_actor()
     # The same columns in every row, for one COPY.
-    blank = dict.fromkeys((*FIELDS, "national_id_index"))
+    blank = dict.fromkeys((*FIELDS, "national_id_index", "identity_index"))
     blank["kyc_status"] = Customer.__table__.c.kyc_status.default.arg
     rows, skipped = [], 0
     for _, values, keys in keyed:
@@ -418,9 +440,10 @@ def _import_chunk(
             continue
         seen.update(keys)
         row = {**blank, **values, "agent_id": agent_id, "created_by": actor, "updated_by": actor}
+        # The ORM keeps the blind indexes on assignment; a bulk write must set them.
         if values.get("national_id"):
-            # The ORM keeps the blind index on assignment; a bulk write must set it.
             row["national_id_index"] = index_value(Customer.national_id, values["national_id"])
+        row["identity_index"] = dict(keys).get("name")
         rows.append(row)
     if rows:
         _copy(rows)

@@ -5,6 +5,15 @@ Personal data is tagged (core.security.pii): names, contacts and the address are
 rest, the national id with a blind index for exact search. Erasure (core.gdpr)
 keeps the row, with pseudonyms for the names and nothing else personal.
 
+`identity_index` is a blind index of a person's identity: the keyed hash (the
+tenant's index key, as the national id's) of the normalised first name, last name
+and date of birth. Duplicate checks find "same name, same date of birth" with one
+indexed equality instead of decrypting the date of birth of every customer of the
+same name. The ORM keeps it up to date when any of the three is assigned; a bulk
+write sets it with `identity_value`; erasure clears it. Rows written before it
+existed (or by a bulk write that left it out) have none: `identity_backfill` fills
+them, and the duplicate checks decrypt those few meanwhile.
+
 Search reads two generated columns: `sort_name` (the display name, lower-case; the
 keyset sort key and the trigram index) and `search_vector` (names, email, phone
 digits, registration number). Neither is tagged: PostgreSQL derives them from the
@@ -26,6 +35,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    event,
     func,
     or_,
     select,
@@ -38,7 +48,8 @@ from core import gdpr
 from core.audit import AuditMixin
 from core.db import Base
 from core.gdpr import PersonRef
-from core.security.pii import EncryptedString, blind_index, pii
+from core.security import crypto
+from core.security.pii import EncryptedString, blind_index, normalise, pii
 
 PERSON, COMPANY = "person", "company"
 KINDS = (PERSON, COMPANY)
@@ -59,6 +70,10 @@ SORT_NAME_SQL = (
     "lower(btrim(coalesce(company_name, "
     "coalesce(first_name, '') || ' ' || coalesce(last_name, ''))))"
 )
+# A person's surname, then first name, lower-case: how search finds "smit" (the
+# Smiths) in surname order (core.customers.queries.search). Companies have ''.
+# An expression index, not a generated column: adding it rewrites no table.
+SURNAME_FIRST_SQL = "lower(btrim((coalesce(last_name, '') || ' ') || coalesce(first_name, '')))"
 # Emails are split at '@' and '.' so "jane" finds jane.doe@example.com; phones are
 # indexed as their digits, so "2079 46" and "+44 20 7946" both find +442079460958.
 SEARCH_VECTOR_SQL = (
@@ -89,6 +104,10 @@ class Customer(AuditMixin, Base):
         # Keyset pages: the whole book, and one agent's book, by (sort_name, id).
         Index("ix_customers_sort_name_id", "sort_name", "id"),
         Index("ix_customers_agent_sort_name_id", "agent_id", "sort_name", "id"),
+        # Search by surname first (see SURNAME_FIRST_SQL), in the whole book and in one
+        # agent's, in order.
+        Index("ix_customers_surname_first_id", text(SURNAME_FIRST_SQL), "id"),
+        Index("ix_customers_agent_surname_first_id", "agent_id", text(SURNAME_FIRST_SQL), "id"),
         Index("ix_customers_search_vector", "search_vector", postgresql_using="gin"),
         Index(
             "ix_customers_sort_name_trgm",
@@ -99,6 +118,16 @@ class Customer(AuditMixin, Base):
         Index("ix_customers_lower_email", text("lower(email)")),
         # Likely duplicates by name (an import checks a chunk of names at once).
         Index("ix_customers_lower_names", text("lower(first_name)"), text("lower(last_name)")),
+        # Same name and date of birth, one equality (see identity_value).
+        Index("ix_customers_identity_index", "identity_index"),
+        # The people whose identity index is still to compute (identity_backfill): the
+        # duplicate checks look their names up here. Empty once every row has one.
+        Index(
+            "ix_customers_unindexed_names",
+            text("lower(first_name)"),
+            text("lower(last_name)"),
+            postgresql_where=text("identity_index IS NULL AND date_of_birth IS NOT NULL"),
+        ),
         Index("ix_customers_phone", "phone"),
         Index("ix_customers_registration_number", "registration_number"),
         Index("ix_customers_tags", "tags", postgresql_using="gin"),
@@ -125,6 +154,8 @@ class Customer(AuditMixin, Base):
         EncryptedString(), info=pii("sensitive", kind="national_id")
     )
     national_id_index: Mapped[str | None] = blind_index("national_id")
+    # identity_value(first_name, last_name, date_of_birth); see the module docstring.
+    identity_index: Mapped[str | None] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(EMAIL_MAX), info=pii("contact", "email"))
     # Stored normalised, "+" and digits, so equal numbers compare equal.
     phone: Mapped[str | None] = mapped_column(String(PHONE_MAX), info=pii("contact", "phone"))
@@ -149,8 +180,10 @@ class Customer(AuditMixin, Base):
     )
 
     sort_name: Mapped[str] = mapped_column(Text, Computed(SORT_NAME_SQL, persisted=True))
+    # Deferred: only SQL reads it; loading it with every customer (a page of search
+    # results: 50) would carry its words over the wire for nothing.
     search_vector: Mapped[Any] = mapped_column(
-        TSVECTOR, Computed(SEARCH_VECTOR_SQL, persisted=True)
+        TSVECTOR, Computed(SEARCH_VECTOR_SQL, persisted=True), deferred=True
     )
 
     contacts: Mapped[list[CustomerContact]] = relationship(
@@ -185,7 +218,39 @@ class CustomerContact(AuditMixin, Base):
 
 
 # Columns never serialised nor audited: derived from personal data (see the docstring).
-DERIVED = frozenset({"sort_name", "search_vector", "national_id_index"})
+DERIVED = frozenset({"sort_name", "search_vector", "national_id_index", "identity_index"})
+IDENTITY_FIELDS = ("first_name", "last_name", "date_of_birth")
+# Part of every identity hash: a value the national id's index could never hash to.
+IDENTITY_CONTEXT = "bidx:customers.identity"
+
+
+def identity_value(
+    first_name: str | None, last_name: str | None, date_of_birth: str | None
+) -> str | None:
+    """The identity index of a person (current tenant), or None unless all three are
+    given. Names compare as core.security.pii.normalise spells them (case, spacing
+    and Unicode forms ignored), so "JAMES  smith" is James Smith; the date is ISO.
+
+    Low-entropy parts, but keyed: without the tenant's index key nobody can test a
+    guess. What it reveals to a reader of the table is what the duplicate warning
+    shows anyway: that two rows have the same name and date of birth.
+    """
+    if not (first_name and last_name and date_of_birth):
+        return None
+    parts = (normalise(first_name, None), normalise(last_name, None), date_of_birth.strip())
+    return crypto.keyed_hash(f"{IDENTITY_CONTEXT}:" + "\x1f".join(parts))
+
+
+def _keep_identity(field: str) -> Any:
+    def set_identity(target: Customer, value: Any, old: Any, initiator: Any) -> None:
+        parts = [value if name == field else getattr(target, name) for name in IDENTITY_FIELDS]
+        target.identity_index = identity_value(*parts)
+
+    return set_identity
+
+
+for _field in IDENTITY_FIELDS:
+    event.listen(getattr(Customer, _field), "set", _keep_identity(_field))
 
 
 def customer_rows(ref: PersonRef) -> Any:
@@ -210,5 +275,12 @@ def _contact_rows(ref: PersonRef) -> Any:
 
 # Customers stay after erasure (policies and invoices will point at them), pseudonymised;
 # their further contacts go.
-gdpr.register(Customer, subject=customer_rows, erase=gdpr.PSEUDONYMISE, age=Customer.created_at)
+gdpr.register(
+    Customer,
+    subject=customer_rows,
+    erase=gdpr.PSEUDONYMISE,
+    age=Customer.created_at,
+    # Names get pseudonyms and the date of birth goes: nothing may still hash them.
+    erase_also={"identity_index": None},
+)
 gdpr.register(CustomerContact, subject=_contact_rows, erase=gdpr.SHRED)

@@ -1,5 +1,5 @@
 """Writing customers: create, update, soft delete, merge and unmerge, GDPR export and
-erasure. The only code that writes these tables.
+erasure, the identity index's backfill. The only code that writes these tables.
 
 Each operation authorizes its caller, reaches its customers through the reach rule
 (out of reach is 404), validates everything before writing anything, and is one
@@ -12,16 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import current_user
-from sqlalchemy import Column, and_, select, tuple_
+from sqlalchemy import Column, and_, bindparam, func, select, tuple_
 from sqlalchemy import update as sql_update
 from werkzeug.exceptions import NotFound
 
-from core import audit, gdpr
+from core import audit, gdpr, jobs
 from core.agents import queries as agent_queries
 from core.agents.models import Agent
 from core.audit import AuditEntry
 from core.customers import queries
-from core.customers.models import DERIVED, MERGED, Customer, CustomerContact
+from core.customers.models import DERIVED, MERGED, Customer, CustomerContact, identity_value
 from core.customers.rules import CustomerInvalid, agent_ids_of, clean
 from core.db import Base, db
 from core.gdpr import PersonRef
@@ -29,6 +29,9 @@ from core.security import scope
 from core.security.authz import authorize
 
 MERGE_ACTION, UNMERGE_ACTION = "customers.merge", "customers.unmerge"
+BACKFILL_JOB = "customers.identity_backfill"
+# Rows per transaction of the backfill: short locks, a few hundred ms each.
+BACKFILL_BATCH = 1000
 # Merging drops a customer from the book, as deleting does.
 MERGE_PERMISSION = "customers:delete"
 
@@ -336,3 +339,59 @@ def erase(customer_id: int, *, user: Any = None) -> dict[str, int]:
         raise scope.OutOfReach()
     customer = scope.get_or_404(Customer, customer_id, user=user)
     return gdpr.erase(_person(customer), user=user)
+
+
+# --- The identity index ---------------------------------------------------------------
+
+
+def identity_backfill(*, batch: int = BACKFILL_BATCH) -> int:
+    """Give every person who has none their identity index (models.identity_value):
+    rows written before the column existed (migration 0012 cannot compute it: the key
+    is the application's), or by a bulk write that left it out. Commits every `batch`
+    rows; returns how many were filled. Not audited: a derived column, as sort_name.
+
+    Rows are locked as they are read (others skipped, and found on the next run), and
+    one that got an index meanwhile (an update through the ORM) is left as it is.
+    """
+    table = Customer.__table__
+    fill = (
+        sql_update(table)
+        .where(table.c.id == bindparam("row_id"), table.c.identity_index.is_(None))
+        .values(identity_index=bindparam("identity"))
+    )
+    filled, unfit = 0, set[int]()  # unfit: no identity to give (a name missing)
+    while True:
+        rows = db.session.execute(
+            select(Customer.id, Customer.first_name, Customer.last_name, Customer.date_of_birth)
+            .where(
+                Customer.identity_index.is_(None),
+                Customer.date_of_birth.is_not(None),
+                Customer.id.not_in(sorted(unfit)),
+            )
+            # The order of ix_customers_unindexed_names (whose condition this is):
+            # read from it, however many rows PostgreSQL guesses are left. Filled rows
+            # leave it, so each batch reads the next ones.
+            .order_by(func.lower(Customer.first_name), func.lower(Customer.last_name))
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return filled
+        params = []
+        for row in rows:
+            identity = identity_value(row.first_name, row.last_name, row.date_of_birth)
+            if identity is None:
+                unfit.add(row.id)
+            else:
+                params.append({"row_id": row.id, "identity": identity})
+        if params:
+            db.session.execute(fill, params)
+        db.session.commit()
+        filled += len(params)
+
+
+@jobs.periodic(BACKFILL_JOB, every=24 * 3600)
+def identity_backfill_job(ctx: jobs.JobContext) -> dict[str, Any]:
+    """Daily, per tenant: identity_backfill. Once every row has its index, one query
+    of an empty partial index (ix_customers_unindexed_names)."""
+    return {"filled": identity_backfill()}

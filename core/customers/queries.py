@@ -15,12 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_login import current_user
-from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, tuple_
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.util import ClauseAdapter
 
 from core import audit
-from core.customers.models import COMPANY, STATUSES, Customer, CustomerContact
+from core.agents import queries as agent_queries
+from core.customers.models import (
+    COMPANY,
+    IDENTITY_FIELDS,
+    STATUSES,
+    Customer,
+    CustomerContact,
+    identity_value,
+)
 from core.customers.rules import NATIONAL_ID, PHONE_CHARACTERS, CustomerInvalid
 from core.db import db
 from core.security import pii, scope
@@ -34,6 +42,8 @@ DUPLICATES_MAX = 20
 # tenant search paths leave it out, so they are always named with their schema.
 TRGM_SIMILAR = "OPERATOR(public.%)"
 _WORD = re.compile(r"\w+")
+# Shaped as a name: letters, with spaces, hyphens or apostrophes between them.
+_NAME_SHAPED = re.compile(r"[^\W\d_]+(?:[ '\-][^\W\d_]*)*")
 INT_MAX = 2**31 - 1  # ids are PostgreSQL integers
 # How many customers in name order a one-word search looks through before it sorts
 # all its matches instead, at most, and the share of matches that makes a longer walk
@@ -53,20 +63,37 @@ def get(customer_id: int, user: Any = None) -> Customer:
 # --- Cursors --------------------------------------------------------------------------
 
 
-def encode_cursor(customer: Customer) -> str:
-    """Opaque to clients: where the next page starts, (sort_name, id) of the last row."""
-    raw = json.dumps([customer.sort_name, customer.id], ensure_ascii=False)
+def _encode(value: list[Any]) -> str:
+    raw = json.dumps(value, ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, int]:
+def encode_cursor(customer: Customer) -> str:
+    """Opaque to clients: where the next page of the whole book (no query) starts,
+    (sort_name, id) of the last row."""
+    return _encode([customer.sort_name, customer.id])
+
+
+def _decode(cursor: str, size: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        name, ident = json.loads(raw)
+        value = json.loads(raw)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise CustomerInvalid({"cursor": ["Not a cursor this API gave."]}) from None
-    if not isinstance(name, str) or type(ident) is not int or not 0 < ident <= INT_MAX:
+        value = None
+    if (
+        not isinstance(value, list)
+        or len(value) != size
+        or not isinstance(value[-2], str)
+        or type(value[-1]) is not int
+        or not 0 < value[-1] <= INT_MAX
+        or (size == 3 and type(value[0]) is not int)
+    ):
         raise CustomerInvalid({"cursor": ["Not a cursor this API gave."]})
+    return value
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    name, ident = _decode(cursor, 2)
     return name, ident
 
 
@@ -95,7 +122,7 @@ def _prefix_query(words: list[str]) -> Any:
 def matches(q: str) -> Any:
     """One box over names, email, phone, registration number (full text, prefixes)
     and the national id, exactly, through its blind index. Names by trigram
-    similarity (typos) are `search`'s second try, when this finds nothing."""
+    similarity (typos) are `search`'s last try, when this finds nothing."""
     text = " ".join(q.split())
     conditions = []
     digits = re.sub(r"\D", "", text)
@@ -126,6 +153,64 @@ def matches(q: str) -> Any:
     return or_(*conditions) if conditions else None
 
 
+def surname_first() -> ColumnElement[str]:
+    """models.SURNAME_FIRST_SQL as an expression (constants inline, never parameters,
+    so that it is the indexed expression in every plan, generic ones included)."""
+    empty = literal_column("''")
+    return func.lower(
+        func.btrim(
+            func.coalesce(Customer.last_name, empty)
+            .concat(literal_column("' '"))
+            .concat(func.coalesce(Customer.first_name, empty))
+        )
+    )
+
+
+def _begins(key: Any, text: str) -> ColumnElement[bool]:
+    """`key` begins with `text`: a range of its index, in order. (The bound is the
+    next string in code-point order, as in the database's C.UTF-8 collation.)"""
+    return (key >= text) & (key < text[:-1] + chr(ord(text[-1]) + 1))
+
+
+@dataclass(frozen=True)
+class _Tier:
+    """One part of a search's answer, in its own order (see search)."""
+
+    number: int
+    condition: Any
+    key: Any
+    # "ordered": by the key, as PostgreSQL plans it (a name part: a range of its
+    # index, in order); "words": a name-shaped query's full text (_window_first);
+    # "similar": every match, sorted.
+    how: str
+
+
+BEGINS, SURNAME_BEGINS, WORDS, SIMILAR = 1, 2, 3, 4
+
+
+def _tiers(text: str) -> list[_Tier]:
+    """The parts of a search for `text` (collapsed, lower-case), in order."""
+    tiers = []
+    if _NAME_SHAPED.fullmatch(text):
+        key = surname_first()
+        begins, surname = _begins(Customer.sort_name, text), _begins(key, text)
+        tiers += [
+            _Tier(BEGINS, begins, Customer.sort_name, "ordered"),
+            _Tier(SURNAME_BEGINS, and_(surname, ~begins), key, "ordered"),
+        ]
+        # Read only when no name begins with the query (see search). One or two
+        # letters are a word's prefix in a tenth of the book: names that begin with
+        # them are what such a query is for.
+        if len(text) > 2 and (exact := matches(text)) is not None:
+            tiers.append(_Tier(WORDS, exact, Customer.sort_name, "words"))
+    elif (exact := matches(text)) is not None:
+        tiers.append(_Tier(WORDS, exact, Customer.sort_name, "ordered"))
+    if len(text) >= 3:
+        similar = Customer.sort_name.op(TRGM_SIMILAR)(text)
+        tiers.append(_Tier(SIMILAR, similar, Customer.sort_name, "similar"))
+    return tiers
+
+
 def search(
     filters: Filters,
     *,
@@ -133,13 +218,31 @@ def search(
     limit: int = PAGE_SIZE,
     user: Any = None,
 ) -> Page:
-    """A page of active customers within reach, ordered by (sort_name, id).
+    """A page of active customers within reach.
 
-    A query that `matches` nothing (within the other filters) is tried again as a
-    name with a typo: names by trigram similarity. Only then: mixed in, those would
-    bury "John Smith" among every "John" and every "Smith" (and cost a scan of them
-    all at every keystroke). Which of the two a query is decided the same way on
-    every page, so cursors go on where the last page ended.
+    Without a query: the whole book (or what the filters leave), by (sort_name, id).
+
+    With one shaped as a name (letters, spaces, hyphens, apostrophes), the names
+    that begin with it, in two parts:
+
+    1. names that begin with the query ("james smi": James Smith, James Smithfield;
+       a company's name), by name;
+    2. then people whose surname, then first name, begin with it ("smit": the
+       Smiths, then the Smithsons; "smith ja": James Smith), by surname and name.
+
+    3. Only if no name begins with it (and for any other query: an email, a phone
+       number, an id): what the query `matches`, a word anywhere (of a name, an
+       email, a registration number), by name. One or two letters stop at 2.
+    4. Only if nothing else matches: names similar to the query (a typo), by name.
+
+    Parts 1 and 2 are each a range of a name index, so a page of a common name
+    costs what a page of the whole book does, where all its matches in name order
+    cost a walk of thousands of rows or a sort of tens of thousands, and the
+    full-text look-up of a common word's prefix alone several times a page of names
+    (bench/customers.py, 1,000,000 customers). What is left out when names begin
+    with the query: its words inside other names and in emails ("oak" finds the
+    Oakleys, not "Harbour Oak Ltd" then; "harbour oak" or "oak harbour" does). A
+    cursor names the part and the place in it.
     """
     if filters.status is not None and filters.status not in STATUSES:
         raise CustomerInvalid({"status": [f"Must be one of: {', '.join(STATUSES)}."]})
@@ -147,90 +250,135 @@ def search(
     statement: Select[Any] = scope.scoped(
         select(Customer).where(Customer.is_active), Customer, user
     )
+    subject = current_user if user is None else user
+    if not agent_queries.manages_customers(subject) and getattr(subject, "id", None):
+        # An agent's own book: what the reach rule says already (rules.book), spelled
+        # as one value, so that PostgreSQL reads the book's own indexes however
+        # wrongly it estimates a name range of the whole book's (an agents.user_id is
+        # unique: one value or none).
+        own = agent_queries.own_agent_ids(subject.id).scalar_subquery()
+        statement = statement.where(Customer.agent_id == own)
     if filters.agent_id is not None:
         statement = statement.where(Customer.agent_id == filters.agent_id)
     if filters.status is not None:
         statement = statement.where(Customer.status == filters.status)
     if filters.tag:
         statement = statement.where(Customer.tags.contains([filters.tag]))
-    exact = similar = None
-    one_word = False
-    if filters.q and filters.q.strip():
-        text = " ".join(filters.q.split()).lower()
-        exact = matches(filters.q)
-        one_word = text.isalpha()
-        if one_word and len(text) <= 2:
-            # One or two letters: names that begin with them, a range of the name
-            # index, in order. As any word's prefix, they match a tenth of the book
-            # or a few hundred customers bunched in one place of the order, and each
-            # costs a long walk one way or the other. (The bound is the next string
-            # in code-point order, as in the database's C.UTF-8 collation.)
-            following = text[:-1] + chr(ord(text[-1]) + 1)
-            exact = (Customer.sort_name >= text) & (Customer.sort_name < following)
-            one_word = False
-        if len(text) >= 3:
-            similar = Customer.sort_name.op(TRGM_SIMILAR)(text)
-        if exact is None:  # nothing but punctuation: only similarity can say anything
-            exact, similar = similar, None
-    whole = statement
+    q = " ".join((filters.q or "").split()).lower()
+    tiers = _tiers(q) if q else []
+    if not tiers:
+        after = decode_cursor(cursor) if cursor else None
+        found = _in_order(statement, Customer.sort_name, after, limit + 1)
+        items = [customer for _, customer in found[:limit]]
+        return Page(items, encode_cursor(items[-1]) if len(found) > limit else None)
+
+    start, after = tiers[0].number, None
     if cursor:
-        statement = statement.where(
-            tuple_(Customer.sort_name, Customer.id) > tuple_(*decode_cursor(cursor))
-        )
+        start, name, ident = _decode(cursor, 3)
+        if start not in {tier.number for tier in tiers}:
+            raise CustomerInvalid({"cursor": ["Not a cursor this API gave."]})
+        after = (name, ident)
+    whole_book = scope.sees_whole_book(user)
+    rows: list[tuple[int, str, Customer]] = []
 
-    def in_order(condition: Any) -> list[Customer]:
-        chosen = statement if condition is None else statement.where(condition)
-        ordered = chosen.order_by(Customer.sort_name, Customer.id).limit(limit + 1)
-        return list(db.session.scalars(ordered))
+    def read(tier: _Tier) -> None:
+        chosen = statement.where(tier.condition)
+        place = after if tier.number == start else None
+        wanted = limit + 1 - len(rows)
+        if tier.how == "similar":
+            found = _sorted_after(chosen, place, wanted)
+        elif tier.how == "words" and whole_book and q.isalpha():
+            # One word over the whole book: PostgreSQL cannot tell a word in a few
+            # percent of it from one in a few hundred rows (_window_first).
+            found = _window_first(statement, tier.condition, place, wanted)
+        else:
+            # A book, not the whole: its matches, sorted, through the book's own
+            # indexes (in name order, PostgreSQL would walk the whole book's).
+            found = _in_order(chosen, tier.key, place, wanted, sort=not whole_book)
+        rows.extend((tier.number, key, customer) for key, customer in found)
 
-    def sorted_after(condition: Any) -> list[Customer]:
-        # Every match, then sorted: `sort_name || ''` sorts the same but hides the
-        # index's order, so PostgreSQL cannot choose to walk the whole book in name
-        # order looking for rare matches.
-        ordered = statement.where(condition).order_by(Customer.sort_name.concat(""), Customer.id)
-        return list(db.session.scalars(ordered.limit(limit + 1)))
+    for tier in tiers:
+        if not start <= tier.number < SIMILAR or len(rows) > limit:
+            continue
+        # Names began with the query (on this page, or a cursor into them says so).
+        if tier.number == WORDS and (rows or (cursor and start < WORDS)):
+            break
+        read(tier)
+    similar = [tier for tier in tiers if tier.number == SIMILAR]
+    # A typo: nothing else matched (on this first page; a cursor means it had).
+    if similar and (start == SIMILAR or (not cursor and not rows)):
+        read(similar[0])
+    items = [customer for _, _, customer in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        number, key, last = rows[limit - 1]
+        next_cursor = _encode([number, key, last.id])
+    return Page(items, next_cursor)
 
-    def window(condition: Any, size: int) -> list[Customer]:
-        walk = statement.order_by(Customer.sort_name, Customer.id).limit(size).subquery()
-        row = aliased(Customer, walk)
-        found = db.session.scalars(
-            select(row)
-            .where(ClauseAdapter(walk).traverse(condition))
-            .order_by(row.sort_name, row.id)
-            .limit(limit + 1)
-        )
-        return list(found)
 
-    def window_first(condition: Any) -> list[Customer]:
-        # One word as typed ("smit", "kwam") may match a few percent of the whole
-        # book, spread over the name order, or a few hundred customers bunched in one
-        # place of it, and PostgreSQL's estimates cannot tell which. So: the next
-        # WINDOW customers in name order first (a page of a common word is there),
-        # then every match, sorted. In between, when the window held some matches but
-        # not a page, a longer walk is the cheaper bet down to WALK_DENSITY (walking
-        # ~limit/density rows against sorting density x the book).
-        size = WINDOW
-        while len(rows := window(condition, size)) <= limit:
-            density = len(rows) / size
-            if density < WALK_DENSITY or size >= WINDOW_MAX:
-                return sorted_after(condition)
-            size = min(WINDOW_MAX, int((limit + 1) / density * 1.5))
-        return rows
+Found = list[tuple[str, Customer]]
 
-    # An agent's own book is small enough for any plan PostgreSQL picks.
-    whole_book = one_word and scope.sees_whole_book(user)
-    rows = (window_first if whole_book else in_order)(exact)
-    # No rows: a typo, or past the last page of exact matches (only a cursor can be).
-    typo = (
-        similar is not None
-        and not rows
-        and (not cursor or not db.session.scalar(select(whole.where(exact).exists())))
+
+def _after(chosen: Select[Any], key: Any, after: tuple[str, int] | None) -> Select[Any]:
+    if after is None:
+        return chosen
+    return chosen.where(tuple_(key, Customer.id) > tuple_(*after))
+
+
+def _in_order(
+    chosen: Select[Any], key: Any, after: tuple[str, int] | None, wanted: int, sort: bool = False
+) -> Found:
+    """(key, customer) of the first `wanted` rows by (key, id), as PostgreSQL plans it
+    (for a name range: that range of the name index, in order); `sort`: every row,
+    then sorted (`key || ''` sorts the same, but no index has its order)."""
+    order = key.concat("") if sort else key
+    ordered = _after(chosen, key, after).order_by(order, Customer.id).limit(wanted)
+    if key is Customer.sort_name:
+        return [(customer.sort_name, customer) for customer in db.session.scalars(ordered)]
+    return [(value, customer) for customer, value in db.session.execute(ordered.add_columns(key))]
+
+
+def _sorted_after(chosen: Select[Any], after: tuple[str, int] | None, wanted: int) -> Found:
+    """Every match, then sorted by name: `sort_name || ''` sorts the same but hides
+    the index's order, so PostgreSQL cannot choose to walk the whole book in name
+    order looking for rare matches."""
+    ordered = _after(chosen, Customer.sort_name, after).order_by(
+        Customer.sort_name.concat(""), Customer.id
     )
-    if typo:
-        rows = sorted_after(similar)
-    more = len(rows) > limit
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1]) if more else None)
+    return [(c.sort_name, c) for c in db.session.scalars(ordered.limit(wanted))]
+
+
+def _window(book: Select[Any], condition: Any, size: int, wanted: int) -> Found:
+    """The matches among the next `size` rows of `book` in name order."""
+    walk = book.order_by(Customer.sort_name, Customer.id).limit(size).subquery()
+    row = aliased(Customer, walk)
+    found = db.session.scalars(
+        select(row)
+        .where(ClauseAdapter(walk).traverse(condition))
+        .order_by(row.sort_name, row.id)
+        .limit(wanted)
+    )
+    return [(customer.sort_name, customer) for customer in found]
+
+
+def _window_first(
+    book: Select[Any], condition: Any, after: tuple[str, int] | None, wanted: int
+) -> Found:
+    """One word over the whole book may match a few percent of it, spread over the
+    name order, or a few hundred customers bunched in one place of it, and
+    PostgreSQL's estimates cannot tell which. So: the next WINDOW customers in name
+    order first (a page of a common word is there), then every match, sorted. In
+    between, when the window held some matches but not a page, a longer walk is the
+    cheaper bet down to WALK_DENSITY (walking ~wanted/density rows against sorting
+    density x the book)."""
+    walk = _after(book, Customer.sort_name, after)
+    size = WINDOW
+    while len(found := _window(walk, condition, size, wanted)) < wanted:
+        density = len(found) / size
+        if density < WALK_DENSITY or size >= WINDOW_MAX:
+            return _sorted_after(book.where(condition), after, wanted)
+        size = min(WINDOW_MAX, int(wanted / density * 1.5))
+    return found
 
 
 # --- Likely duplicates --------------------------------------------------------------------
@@ -267,6 +415,26 @@ def likely_duplicates(
     def note(customer: Customer, reason: str) -> None:
         found.setdefault(customer.id, (customer, []))[1].append(reason)
 
+    identity = identity_value(*(candidate.get(name) for name in IDENTITY_FIELDS))
+    if identity is not None and candidate.get("kind") != COMPANY:
+        # The same name and date of birth: one indexed equality. Rows without an
+        # identity index yet (models.identity_backfill) are found by name and their
+        # dates of birth compared here.
+        unindexed = and_(
+            Customer.identity_index.is_(None),
+            Customer.date_of_birth.is_not(None),
+            func.lower(Customer.first_name) == candidate["first_name"].lower(),
+            func.lower(Customer.last_name) == candidate["last_name"].lower(),
+        )
+        twins = db.session.scalars(
+            base.where(or_(Customer.identity_index == identity, unindexed))
+            .order_by(Customer.id)
+            .limit(DUPLICATES_MAX)
+        )
+        for customer in twins:
+            if (customer.identity_index or _identity_of(customer)) == identity:
+                note(customer, "name_and_date_of_birth")
+
     name = _name_of(candidate)
     if len(name) >= 3:
         similarity = func.public.similarity(Customer.sort_name, name)
@@ -279,10 +447,12 @@ def likely_duplicates(
         for customer in similar:
             if candidate.get("kind") == COMPANY:
                 note(customer, "name")
-            # Dates of birth are encrypted (and low-entropy: no blind index), so they are
-            # compared here, among the few similar names.
-            elif candidate.get("date_of_birth") and (
-                customer.date_of_birth == candidate["date_of_birth"]
+            # A similar name (a typo, a nickname) with the same date of birth: dates
+            # of birth are encrypted, so compared here, among the few similar names.
+            elif (
+                customer.id not in found
+                and candidate.get("date_of_birth")
+                and customer.date_of_birth == candidate["date_of_birth"]
             ):
                 note(customer, "name_and_date_of_birth")
 
@@ -315,6 +485,10 @@ def likely_duplicates(
                     note(customer, reason)
     ranked = sorted(found.values(), key=lambda pair: (-len(pair[1]), pair[0].id))
     return [Duplicate(customer, tuple(reasons)) for customer, reasons in ranked[:DUPLICATES_MAX]]
+
+
+def _identity_of(customer: Customer) -> str | None:
+    return identity_value(*(getattr(customer, name) for name in IDENTITY_FIELDS))
 
 
 def _same(customer: Customer, reason: str, candidate: dict[str, Any]) -> bool:

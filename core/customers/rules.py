@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 from sqlalchemy import ColumnElement
 
 from core.agents import queries as agent_queries
@@ -126,17 +128,54 @@ def clean_date_of_birth(value: Any, today: date | None = None) -> str | None:
     return born.isoformat()
 
 
+# What email_validator checks of an address's domain depends on the domain alone, and
+# a book's addresses share a few dozen domains: each is validated once per process.
+EMAIL_DOMAINS_CACHED = 4096
+# A plain address: one "@", a local part of the RFC 5322 dot-atom characters (ASCII,
+# no quotes), a domain of ASCII letters, digits, dots and dashes. For these, what
+# email_validator does to the local part is to accept it as it is.
+_PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9.\-]+\Z")
+
+
+@lru_cache(maxsize=EMAIL_DOMAINS_CACHED)
+def _email_domain(domain: str) -> tuple[str, str] | None:
+    """The domain of an address as email_validator normalises it, in its normal and
+    ASCII forms; None if it refuses it. Asked of a one-letter address at the domain."""
+    try:
+        valid = validate_email(f"a@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return valid.domain, valid.ascii_domain
+
+
+def _validated_email(text: str) -> str:
+    """email_validator's normalised form of `text`, or EmailNotValidError: a plain
+    address from the cached domain and the local part as it is (what the validator
+    makes of it), anything else by the validator itself."""
+    local, at, domain = text.partition("@")
+    if at and DOT_ATOM_TEXT.match(local) and _PLAIN_DOMAIN.match(domain):
+        known = _email_domain(domain)
+        if known is None:
+            raise EmailNotValidError("The part after the @-sign is not valid.")
+        # The validator's length check (original, normalised and ASCII forms, in
+        # UTF-8 bytes); a long one goes the whole way, to be refused as it says.
+        longest = max(len(domain), *(len(part.encode()) for part in known))
+        if len(local) + 1 + longest <= EMAIL_MAX_LENGTH:
+            return f"{local}@{known[0]}"
+    return validate_email(text, check_deliverability=False).normalized
+
+
 def clean_email(value: Any) -> str | None:
     text = _text(value, EMAIL_MAX)
     if text is None:
         return None
     try:
-        valid = validate_email(text, check_deliverability=False)
+        normalized = _validated_email(text)
     except EmailNotValidError:
         raise ValueError("Must be an email address.") from None
     # Domains are case-insensitive and local parts are in practice: one spelling, so
     # equality (dedupe, search, GDPR requests) needs no lower() at each use.
-    return valid.normalized.lower()
+    return normalized.lower()
 
 
 def clean_phone(value: Any) -> str | None:

@@ -316,12 +316,15 @@ def test_erasure_leaves_no_canary_in_the_dump_logs_redis_or_files(
     assert canary.encode() in tenant_files(app, gamma)
 
     with app.app_context(), tenant_context(gamma):
+        hashed = select(Customer.identity_index).where(Customer.id == ident)
+        assert db.session.scalar(hashed) is not None
         user = db.session.get(User, gamma_manager.user_id)
         counts = operations.erase(ident, user=user)
         assert counts == {"customers": 1, "customer_contacts": 2, "customer_verifications": 1}
         erased = db.session.get(Customer, ident)
         assert erased.first_name.startswith("erased-") and erased.national_id is None
         assert erased.national_id_index is None and erased.contacts == []
+        assert erased.identity_index is None  # names and birth date: no hash of them left
 
     text = dump(app_config, gamma)
     logged = "\n".join(
