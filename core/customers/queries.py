@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,9 +120,24 @@ def _prefix_query(words: list[str]) -> Any:
     return func.to_tsquery("simple", " & ".join(f"{word}:*" for word in words))
 
 
+# Ways other modules find a customer by what the box holds (core.policies: a policy
+# number): `finder(text)` answers SQL selecting customer ids, or None when the text
+# cannot be one of theirs. Registered with `found_by`, so customers know no policies.
+Finder = Callable[[str], Any]
+_FINDERS: list[Finder] = []
+
+
+def found_by(finder: Finder) -> Finder:
+    """Register `finder`: the search's one box also finds the customers it selects."""
+    if finder not in _FINDERS:
+        _FINDERS.append(finder)
+    return finder
+
+
 def matches(q: str) -> Any:
-    """One box over names, email, phone, registration number (full text, prefixes)
-    and the national id, exactly, through its blind index. Names by trigram
+    """One box over names, email, phone, registration number (full text, prefixes),
+    the national id, exactly, through its blind index, and what other modules find
+    (`found_by`: a policy number). Names by trigram
     similarity (typos) are `search`'s last try, when this finds nothing."""
     text = " ".join(q.split())
     conditions = []
@@ -150,6 +166,10 @@ def matches(q: str) -> Any:
         conditions.append(Customer.search_vector.op("@@")(_prefix_query(words)))
     if identifier:
         conditions.append(pii.blind_match(Customer.national_id, text))
+    for finder in _FINDERS:
+        ids = finder(text)
+        if ids is not None:
+            conditions.append(Customer.id.in_(ids))
     return or_(*conditions) if conditions else None
 
 

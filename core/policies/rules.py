@@ -14,6 +14,7 @@ to bind through): term life asks the three below. A line not listed asks nothing
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -24,6 +25,7 @@ from sqlalchemy import ColumnElement, select
 # scope.visible(Customer) would be true() for everyone.
 import core.customers.rules  # noqa: F401
 from core.customers import portal
+from core.customers import queries as customer_queries
 from core.customers.models import Customer
 from core.policies.models import FREQUENCIES, Policy, PolicyVersion, Quote, RenewalOffer
 from core.security import scope
@@ -56,6 +58,19 @@ class PolicyInvalid(ValueError):
 
 def _customers_in_reach(user: Any) -> Any:
     return select(Customer.id).where(scope.visible(Customer, user))
+
+
+# Policy numbers are at most this long (policies.number).
+NUMBER_MAX = 60
+
+
+@customer_queries.found_by
+def customers_by_policy_number(text: str) -> Any:
+    """The search box finds a customer by any of their policies' numbers, as issued
+    (`POL-2026-000001`, or typed in lower case). A number has a digit and no space."""
+    if not re.search(r"\d", text) or " " in text or len(text) > NUMBER_MAX:
+        return None
+    return select(Policy.customer_id).where(Policy.number.in_({text, text.upper()}))
 
 
 @scope.reach(Quote)
