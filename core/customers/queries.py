@@ -121,8 +121,9 @@ def _prefix_query(words: list[str]) -> Any:
 
 
 # Ways other modules find a customer by what the box holds (core.policies: a policy
-# number): `finder(text)` answers SQL selecting customer ids, or None when the text
-# cannot be one of theirs. Registered with `found_by`, so customers know no policies.
+# number): `finder(text)` answers SQL selecting customer ids (an indexed look-up, run
+# before the search), or None when the text cannot be one of theirs. Registered with
+# `found_by`, so customers know no policies.
 Finder = Callable[[str], Any]
 _FINDERS: list[Finder] = []
 
@@ -167,8 +168,12 @@ def matches(q: str) -> Any:
     if identifier:
         conditions.append(pii.blind_match(Customer.national_id, text))
     for finder in _FINDERS:
-        ids = finder(text)
-        if ids is not None:
+        found = finder(text)
+        # Looked up first, on their own: as a subquery ORed with the rest, they would
+        # turn every index condition of the search into a filter over the whole book
+        # (bench/customers.py: emails and ids at 1.8 s instead of 2 ms).
+        ids = list(db.session.scalars(found)) if found is not None else []
+        if ids:
             conditions.append(Customer.id.in_(ids))
     return or_(*conditions) if conditions else None
 
