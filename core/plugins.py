@@ -213,47 +213,80 @@ class PluginHost:
 
     # --- calling ---------------------------------------------------------------------
 
+    def _hook(self, hook_name: str, tenant: Tenant | None) -> Any:
+        """The hook's caller, checked: a powerbuyer hook, and a tenant if it needs one."""
+        caller = getattr(self._pm.hook, hook_name, None)
+        if caller is None or not caller.has_spec():
+            raise AttributeError(f"{hook_name} is not a powerbuyer hook")
+        if tenant is None and getattr(caller.spec.function, TENANT_SCOPED, False):
+            raise NoTenantError(f"{hook_name} works on one tenant's business; no tenant given")
+        return caller
+
+    @staticmethod
+    def _check_arguments(hook_name: str, argnames: Iterable[str], given: Iterable[str]) -> None:
+        missing, unknown = set(argnames) - set(given), set(given) - set(argnames)
+        if missing or unknown:
+            raise TypeError(
+                f"{hook_name} takes {', '.join(argnames) or 'no arguments'}; "
+                f"missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+
+    def _run(
+        self, caller: Any, hook_name: str, tenant: Tenant | None, kwargs: dict[str, Any]
+    ) -> list[HookResult]:
+        firstresult = bool(caller.spec.opts.get("firstresult"))
+        found: list[HookResult] = []
+        # pluggy's order: last registered first, tryfirst/trylast respected.
+        for impl in reversed(caller.get_hookimpls()):
+            if not self.enabled_for(impl.plugin_name, tenant):
+                continue
+            try:
+                value = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except Refusal:
+                raise
+            except Exception as exc:
+                self._disable(impl.plugin_name, hook_name, exc)
+                continue
+            if value is not None:
+                found.append(HookResult(impl.plugin_name, value))
+                if firstresult:
+                    break
+        return found
+
     def results(
         self, hook_name: str, /, *, tenant: Tenant | None = CURRENT, **kwargs: Any
     ) -> list[HookResult]:
         """Call `hook_name` on each plugin enabled for `tenant` (default: the current
         one) and return the non-None results with the plugin that gave each."""
-        caller = getattr(self._pm.hook, hook_name, None)
-        if caller is None or not caller.has_spec():
-            raise AttributeError(f"{hook_name} is not a powerbuyer hook")
-        spec = caller.spec
         explicit = tenant is not CURRENT
         if not explicit:
             tenant = current_tenant()
-        if tenant is None and getattr(spec.function, TENANT_SCOPED, False):
-            raise NoTenantError(f"{hook_name} works on one tenant's business; no tenant given")
-        missing = set(spec.argnames) - kwargs.keys()
-        unknown = kwargs.keys() - set(spec.argnames)
-        if missing or unknown:
-            raise TypeError(
-                f"{hook_name} takes {', '.join(spec.argnames) or 'no arguments'}; "
-                f"missing {sorted(missing)}, unknown {sorted(unknown)}"
-            )
-        firstresult = bool(spec.opts.get("firstresult"))
+        caller = self._hook(hook_name, tenant)
+        self._check_arguments(hook_name, caller.spec.argnames, kwargs)
         scope: AbstractContextManager[Any] = tenant_context(tenant) if explicit else nullcontext()
-        found: list[HookResult] = []
         with scope:
-            # pluggy's order: last registered first, tryfirst/trylast respected.
-            for impl in reversed(caller.get_hookimpls()):
-                if not self.enabled_for(impl.plugin_name, tenant):
-                    continue
-                try:
-                    value = impl.function(*(kwargs[arg] for arg in impl.argnames))
-                except Refusal:
-                    raise
-                except Exception as exc:
-                    self._disable(impl.plugin_name, hook_name, exc)
-                    continue
-                if value is not None:
-                    found.append(HookResult(impl.plugin_name, value))
-                    if firstresult:
-                        break
-        return found
+            return self._run(caller, hook_name, tenant, kwargs)
+
+    def prepared(self, hook_name: str) -> Callable[..., Any]:
+        """`call` for the current tenant with the hook's checks done once: for bulk work
+        that calls one hook thousands of times in the same tenant (re-rating a book).
+        Each call still skips plugins not enabled, or disabled by a failure since."""
+        tenant = current_tenant()
+        caller = self._hook(hook_name, tenant)
+        argnames = frozenset(caller.spec.argnames)
+        firstresult = bool(caller.spec.opts.get("firstresult"))
+
+        def call(**kwargs: Any) -> Any:
+            if kwargs.keys() != argnames:
+                self._check_arguments(hook_name, caller.spec.argnames, kwargs)
+            if current_tenant() != tenant:
+                raise NoTenantError(f"{hook_name} was prepared for another tenant")
+            found = self._run(caller, hook_name, tenant, kwargs)
+            if firstresult:
+                return found[0].value if found else None
+            return [result.value for result in found]
+
+        return call
 
     def call(self, hook_name: str, /, *, tenant: Tenant | None = CURRENT, **kwargs: Any) -> Any:
         """Like pluggy's hook call: a list of the non-None results, or for a

@@ -265,6 +265,30 @@ def test_hook_arguments_are_checked(host: PluginHost, alpha: Tenant):
         host.call("powerbuyer_nothing", tenant=alpha)
 
 
+def test_a_prepared_call_answers_as_call_does_for_its_tenant_only(
+    host: PluginHost, alpha: Tenant, beta: Tenant, caplog: pytest.LogCaptureFixture
+):
+    """`prepared` (bulk work) checks the hook once; every call still skips plugins not
+    enabled or disabled since, checks its arguments, and stays in its tenant."""
+    host.register(Steady(), "steady")
+    tenant = replace(alpha, enabled_plugins=frozenset({"pb_example", "steady"}))
+    with tenant_context(tenant):
+        flags = host.prepared("powerbuyer_fraud_flags")
+        claim = {"amount": "5000"}
+        assert flags_of(flags(claim=claim)) == flags_of(
+            host.call("powerbuyer_fraud_flags", claim=claim)
+        )
+        with pytest.raises(TypeError, match="missing \\['claim'\\]"):
+            flags()
+        with caplog.at_level(logging.ERROR, logger="core.plugins"):
+            assert flags_of(flags(claim={**claim, "explode": True})) == ["steady_late_report"]
+        assert flags_of(flags(claim=claim)) == ["steady_late_report"]  # disabled since
+    with tenant_context(beta), pytest.raises(NoTenantError, match="another tenant"):
+        flags(claim=claim)
+    with pytest.raises(NoTenantError):
+        host.prepared("powerbuyer_fraud_flags")  # no tenant in context
+
+
 # --- failure isolation -----------------------------------------------------------------
 
 
