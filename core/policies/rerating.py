@@ -254,6 +254,8 @@ def rerate(line_code: str, progress: Callable[[int, int], None] | None = None) -
     if product is None or declared is None:
         raise RatingRefused({"line_code": [f"No product {line_code!r} is sold here."]})
     tariffs = Tariffs(product, declared)
+    # Each chunk's commit expires the product: its id is kept, not reloaded per chunk.
+    product_id = product.id
     compute = plugins.manager().prepared("powerbuyer_compute_premium")
     total = db.session.scalar(
         select(func.count())
@@ -262,7 +264,7 @@ def rerate(line_code: str, progress: Callable[[int, int], None] | None = None) -
     )
     after = 0
     while True:
-        rows = _chunk(product.id, after)
+        rows = _chunk(product_id, after)
         if not rows:
             break
         offers = _open_offers([row.id for row in rows])
