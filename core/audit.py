@@ -58,7 +58,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core import jobs, logs
-from core.db import Base, TenantSession, db, scope_connection
+from core.db import Base, TenantSession, db, joined_to_callers_transaction, scope_connection
 from core.security.models import User
 from core.tenancy import Tenant, require_tenant
 
@@ -386,8 +386,11 @@ def _insert_pending(session: Session) -> None:
     raw = connection.connection.dbapi_connection
     # A savepoint's commit, or a session joined to a caller's transaction (tests), is
     # not the COMMIT: the entries go in now, in the transaction.
-    joined = isinstance(session.bind, Connection) and session.bind.in_transaction()
-    if session.in_nested_transaction() or joined or not isinstance(raw, psycopg.Connection):
+    if (
+        session.in_nested_transaction()
+        or joined_to_callers_transaction(session)
+        or not isinstance(raw, psycopg.Connection)
+    ):
         session.execute(insert(AuditEntry), pending)
         return
     _WITH_COMMIT.setdefault(connection, []).extend(pending)

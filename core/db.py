@@ -26,7 +26,7 @@ from psycopg import IsolationLevel, pq
 from psycopg import sql as pgsql
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import DeclarativeBase, SessionTransaction
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 
 from core.tenancy import NoTenantError, Tenant, current_tenant
 
@@ -140,6 +140,20 @@ def _scope_transaction(
 
 
 _UNBOUND: Any = object()
+
+
+def joined_to_callers_transaction(session: Session) -> bool:
+    """Whether `session` is bound to a connection whose transaction its caller owns (the
+    rolled-back tests, a caller managing its own transaction): its commits only
+    release savepoints, and nothing it writes is durable yet."""
+    return isinstance(session.bind, Connection) and session.bind.in_transaction()
+
+
+def commit_made_durable(session: Session) -> bool:
+    """In an `after_commit` listener: whether this commit made the session's rows
+    durable. It also fires when a SAVEPOINT is released, and in a session joined to a
+    caller's transaction; neither has."""
+    return not session.in_nested_transaction() and not joined_to_callers_transaction(session)
 
 
 def commit_keeping_loaded() -> None:

@@ -33,10 +33,9 @@ from redis import ConnectionPool, Redis
 from redis.connection import Connection
 from redis.exceptions import RedisError
 from sqlalchemy import event
-from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.orm import Session
 
-from core.db import TenantSession
+from core.db import TenantSession, commit_made_durable
 from core.tenancy import platform_key
 
 log = logging.getLogger(__name__)
@@ -83,12 +82,7 @@ def changed_on_commit(session: Session, name: str) -> None:
 
 @event.listens_for(TenantSession, "after_commit")
 def _publish_after_commit(session: Session) -> None:
-    # As core.jobs does: only the outermost commit of a session that owns its
-    # transaction makes the rows durable (a released SAVEPOINT, or a session joined to
-    # a caller's transaction, has not).
-    if session.in_nested_transaction():
-        return
-    if isinstance(session.bind, SqlConnection) and session.bind.in_transaction():
+    if not commit_made_durable(session):
         return
     for name in sorted(session.info.pop(_PENDING, ())):
         changed(name)

@@ -35,11 +35,10 @@ from redis.exceptions import LockError
 from rq.exceptions import NoSuchJobError
 from sqlalchemy import DateTime, Engine, Index, String, Text, event, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session
 
 from core import logs, plugins
-from core.db import Base, TenantSession, db, scope_connection
+from core.db import Base, TenantSession, commit_made_durable, db, scope_connection
 from core.security import authz
 from core.security.permissions import validate
 from core.tenancy import Tenant, platform_key, require_tenant, tenant_context, tenant_key
@@ -255,14 +254,10 @@ def enqueue(
 
 @event.listens_for(TenantSession, "after_commit")
 def _push_after_commit(session: Session) -> None:
-    # after_commit also fires when a SAVEPOINT is released; only the outermost commit
-    # makes the rows durable.
-    if session.in_nested_transaction():
-        return
-    # A session joined to an external connection's transaction (tests, or a caller
-    # managing its own transaction) has only released a savepoint: nothing is durable
-    # yet. Those jobs are left to the reaper, which pushes committed rows it finds queued.
-    if isinstance(session.bind, Connection) and session.bind.in_transaction():
+    # Not durable yet (a savepoint released, or a session joined to a caller's
+    # transaction): those jobs are left to the reaper, which pushes committed rows it
+    # finds queued.
+    if not commit_made_durable(session):
         return
     for push in session.info.pop(_PENDING, []):
         push.send()
