@@ -239,9 +239,10 @@ def create_customer() -> Response:
 )
 @requires("customers:read")
 def list_customers() -> Response:
-    """`q` searches names, email, phone, registration number and (exactly) the national
-    id: a name-shaped `q` finds the names that begin with it, then the surnames that
-    do; only if none do, its words anywhere (core.customers.queries.search).
+    """`q` searches names, email, phone, registration number, (exactly) the national
+    id and policy numbers: a name-shaped `q` finds the names that begin with it, then
+    the surnames that do; only if none do, its words anywhere
+    (core.customers.queries.search).
     `agent_id`, `status` and `tag` filter; `cursor` is the previous page's
     `next_cursor`; `limit` up to 200."""
     try:
