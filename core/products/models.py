@@ -19,8 +19,10 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core import generations
 from core.audit import AuditMixin
 from core.db import Base
+from core.tenancy import require_tenant
 
 LINE_CODE_MAX = 60
 NAME_MAX = 120
@@ -87,3 +89,13 @@ class ProductVersion(AuditMixin, Base):
 
     product: Mapped[Product] = relationship(back_populates="versions")
     rate_table: Mapped[RateTable | None] = relationship(lazy="joined")
+
+
+def catalogue_generation() -> str:
+    """The generation (core.generations) of the current tenant's products, versions and
+    rate tables, which processes remember for quoting (core.products.queries.offer)."""
+    return f"products:{require_tenant().id}"
+
+
+# Every ORM write of one of them bumps it, whichever module makes it.
+generations.track((Product, ProductVersion, RateTable), catalogue_generation)

@@ -16,9 +16,8 @@ from sqlalchemy import select
 
 from core import generations
 from core.db import db
-from core.products.models import Product, ProductVersion, RateTable
+from core.products.models import Product, ProductVersion, RateTable, catalogue_generation
 from core.security import scope
-from core.tenancy import require_tenant
 
 INT_MAX = 2**31 - 1
 
@@ -94,15 +93,6 @@ class Offer:
         return next((v for v in self.versions if v.effective_from <= on), None)
 
 
-def _generation() -> str:
-    return f"products:{require_tenant().id}"
-
-
-# Any write of a product, a version or a rate table, by whatever operation, makes every
-# process read the offers again.
-generations.track((Product, ProductVersion, RateTable), _generation)
-
-
 def _load_offers() -> Mapping[str, Offer]:
     rows = db.session.execute(
         select(
@@ -135,7 +125,7 @@ def line_codes() -> Mapping[int, str]:
         rows = db.session.execute(select(Product.id, Product.line_code))
         return MappingProxyType({row.id: row.line_code for row in rows})
 
-    return generations.remembered("line codes").get(_generation(), load)
+    return generations.remembered("line codes").get(catalogue_generation(), load)
 
 
 def offer(line_code: str) -> Offer | None:
@@ -145,7 +135,7 @@ def offer(line_code: str) -> Offer | None:
     the tenant's offers until a product, version or rate table is written
     (core.generations), instead of reading them on every quote.
     """
-    offers = generations.remembered("offers").get(_generation(), _load_offers)
+    offers = generations.remembered("offers").get(catalogue_generation(), _load_offers)
     return offers.get(line_code)
 
 

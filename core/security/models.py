@@ -13,8 +13,10 @@ from flask_security.models import sqla
 from sqlalchemy import DateTime
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core import generations
 from core.db import Base
 from core.security.pii import pii, tag_columns
+from core.tenancy import require_tenant
 
 sqla.FsModels.set_db_info(
     base_model=Base,
@@ -90,3 +92,14 @@ tag_columns(
     current_login_ip=pii("contact", kind="ip_address"),
     last_login_ip=pii("contact", kind="ip_address"),
 )
+
+
+def users_generation() -> str:
+    """The generation (core.generations) of the current tenant's users and roles, which
+    processes remember for bearer requests (core.security.tokens)."""
+    return f"users:{require_tenant().id}"
+
+
+# Every ORM write of a user or a role (deactivation, a new uniquifier, a role granted or
+# taken) bumps it, whichever module makes it: registered with the models themselves.
+generations.track((User, Role), users_generation)

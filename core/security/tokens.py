@@ -57,7 +57,7 @@ from core.jobs import JobContext, periodic
 from core.security import accounts, jwt
 from core.security.authz import has_permission, own_transaction
 from core.security.jwt import InvalidToken
-from core.security.models import Role, User
+from core.security.models import User, users_generation
 from core.security.permissions import ALL_PERMISSIONS, PORTAL
 from core.tenancy import require_tenant
 
@@ -517,21 +517,12 @@ def _user_with_roles() -> Select[tuple[User]]:
     )
 
 
-def _users_generation() -> str:
-    return f"users:{require_tenant().id}"
-
-
-# Any write of a user or a role (deactivation, a new password or uniquifier, a role
-# granted or taken) makes every process read its users again (core.generations).
-generations.track((User, Role), _users_generation)
-
-
 def _bearer_user(user_id: int) -> User | None:
     """The user `user_id` with its roles, attached to this request's session.
 
     Every API request asks, and users change rarely: each process remembers a detached
     copy of the user as loaded by `_user_with_roles` until a user or role of the tenant
-    is written, and merges it into the request's session without a query
+    is written (`users_generation`), and merges it into the request's session without a query
     (`merge(load=False)`, SQLAlchemy's recipe for cached objects). What the copy does
     not hold loads on first read, from the request's own transaction.
     """
@@ -551,7 +542,7 @@ def _bearer_user(user_id: int) -> User | None:
             db.session.expunge(role)
         return found
 
-    template = generations.remembered("bearer users").get(_users_generation(), load, user_id)
+    template = generations.remembered("bearer users").get(users_generation(), load, user_id)
     if template is None:
         return None
     return db.session.merge(template, load=False)
