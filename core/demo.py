@@ -23,7 +23,7 @@ from sqlalchemy import insert, select
 
 from core import audit
 from core.agents.models import AGENCY, TEAM, Agent, OrgUnit
-from core.customers.models import COMPANY, PERSON, Customer
+from core.customers.models import COMPANY, IDENTITY_FIELDS, PERSON, Customer, identity_value
 from core.customers.rules import clean
 from core.db import db
 from core.policies import operations, quotes
@@ -202,9 +202,13 @@ def _customers(agent_ids: list[int], rng: random.Random, today: date) -> int:
     rows = []
     for number in range(1, CUSTOMER_COUNT + 1):
         values = clean(_payload(number, rng, today))
+        # A bulk INSERT skips the model's attribute events: the identity index (the
+        # duplicate checks' name and date of birth) is given here, as the import does.
+        identity = identity_value(*(values.get(name) for name in IDENTITY_FIELDS))
         rows.append(
-            {**values, "agent_id": rng.choice(agent_ids), "created_by": ACTOR, "updated_by": ACTOR}
-        )
+            {**values, "identity_index": identity, "agent_id": rng.choice(agent_ids),
+             "created_by": ACTOR, "updated_by": ACTOR}
+        )  # fmt: skip
     db.session.execute(insert(Customer), rows)
     audit.record("customers.import", entity="customers", details={"created": len(rows)})
     db.session.commit()

@@ -16,7 +16,7 @@ from core.agents import queries as agent_queries
 from core.agents.models import AGENCY, TEAM, Agent, OrgUnit, OrgUnitManager
 from core.audit import AuditEntry
 from core.customers import queries
-from core.customers.models import COMPANY, PERSON, Customer
+from core.customers.models import COMPANY, PERSON, Customer, identity_value
 from core.db import db
 from core.policies.models import IN_FORCE, OPEN, Policy, Quote
 from core.products.models import Product
@@ -80,6 +80,12 @@ def test_seeding_builds_the_brokerage(app: Flask, seeded: tuple[Tenant, demo.See
         people = [c for c in customers if c.kind == PERSON]
         # Encrypted at rest, read back through the column type.
         assert all(c.date_of_birth and c.address["city"] and c.email for c in people)
+        # The duplicate checks' identity index, as the model would have set it.
+        assert all(
+            c.identity_index
+            and c.identity_index == identity_value(c.first_name, c.last_name, c.date_of_birth)
+            for c in people
+        )
         assert len({c.email for c in customers}) == len(customers)
 
         actors = set(db.session.scalars(select(AuditEntry.actor).distinct()))
