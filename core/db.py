@@ -15,9 +15,10 @@ between them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from flask_sqlalchemy import SQLAlchemy
@@ -37,6 +38,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -154,6 +158,23 @@ def commit_made_durable(session: Session) -> bool:
     durable. It also fires when a SAVEPOINT is released, and in a session joined to a
     caller's transaction; neither has."""
     return not session.in_nested_transaction() and not joined_to_callers_transaction(session)
+
+
+def committed(work: Callable[[], T], *, keep_loaded: bool = False) -> T:
+    """One operation, one transaction: run `work` in db.session and commit, or roll back
+    on any exception (nothing half-written). `keep_loaded` commits with
+    `commit_keeping_loaded`: for an operation that answers with the rows it just wrote,
+    and changed none behind the ORM's back."""
+    try:
+        result = work()
+        if keep_loaded:
+            commit_keeping_loaded()
+        else:
+            db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return result
 
 
 def commit_keeping_loaded() -> None:

@@ -23,7 +23,7 @@ from core.audit import AuditEntry
 from core.customers import queries
 from core.customers.models import DERIVED, MERGED, Customer, CustomerContact, identity_value
 from core.customers.rules import CustomerInvalid, agent_ids_of, clean
-from core.db import Base, db
+from core.db import Base, committed, db
 from core.gdpr import PersonRef
 from core.security import scope
 from core.security.authz import authorize
@@ -117,16 +117,6 @@ def _record(customer: Customer) -> dict[str, Any]:
     return {name: getattr(customer, name) for name in names}
 
 
-def _committed(work: Any) -> Any:
-    try:
-        result = work()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return result
-
-
 # --- Create, update, delete -----------------------------------------------------------
 
 
@@ -158,7 +148,7 @@ def create(payload: Any, *, force: bool = False, user: Any = None) -> Customer:
         )
         return customer
 
-    return _committed(work)
+    return committed(work)
 
 
 def update(customer_id: int, payload: Any, *, user: Any = None) -> Customer:
@@ -186,7 +176,7 @@ def update(customer_id: int, payload: Any, *, user: Any = None) -> Customer:
             )
         return customer
 
-    return _committed(work)
+    return committed(work)
 
 
 def delete(customer_id: int, *, user: Any = None) -> None:
@@ -205,7 +195,7 @@ def delete(customer_id: int, *, user: Any = None) -> None:
             after=_snapshot(customer),
         )
 
-    _committed(work)
+    committed(work)
 
 
 # --- Merge ----------------------------------------------------------------------------
@@ -268,7 +258,7 @@ def merge(keep_id: int, drop_id: int, *, user: Any = None) -> int:
             details={"keep_id": keep.id, "drop_id": drop.id, "moved": moved},
         )
 
-    _committed(work)
+    committed(work)
     return db.session.scalars(
         select(AuditEntry.id)
         .where(AuditEntry.action == MERGE_ACTION, AuditEntry.entity_id == str(drop_id))
@@ -316,7 +306,7 @@ def unmerge(audit_entry_id: int, *, user: Any = None) -> Customer:
         )
         return drop
 
-    return _committed(work)
+    return committed(work)
 
 
 # --- GDPR -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from core.audit import AuditMixin
 from core.customers import queries
 from core.customers.models import Customer, customer_rows
 from core.customers.rules import CustomerInvalid
-from core.db import Base, db
+from core.db import Base, committed, db
 from core.gdpr import PersonalFile, PersonRef
 from core.hookspecs import VerificationResult, VerificationService
 from core.security import scope
@@ -121,7 +121,7 @@ def _check_kind(kind: Any, errors: dict[str, list[str]]) -> None:
 
 
 def _committed(row: CustomerVerification, details: dict[str, Any]) -> CustomerVerification:
-    try:
+    def work() -> CustomerVerification:
         db.session.add(row)
         db.session.flush()
         audit.record(
@@ -130,11 +130,9 @@ def _committed(row: CustomerVerification, details: dict[str, Any]) -> CustomerVe
             entity_id=row.customer_id,
             details={"verification_id": row.id, **details},
         )
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return row
+        return row
+
+    return committed(work)
 
 
 def verify(customer_id: int, kind: str, service: str, *, user: Any = None) -> CustomerVerification:

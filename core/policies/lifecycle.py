@@ -30,7 +30,7 @@ from sqlalchemy import select, update
 
 from core import audit
 from core.audit import AuditEntry
-from core.db import db
+from core.db import committed, db
 from core.jobs import JobContext, periodic
 from core.policies.models import (
     CANCELLED,
@@ -126,16 +126,6 @@ def locked(policy_id: int) -> Policy:
     return policy
 
 
-def _committed(work: Any) -> Any:
-    try:
-        result = work()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return result
-
-
 # --- Billing's transitions ----------------------------------------------------------
 
 
@@ -147,7 +137,7 @@ def start_grace(policy_id: int, on: date) -> Policy:
         move(policy, IN_GRACE, "policies.grace", on=on)
         return policy
 
-    return _committed(work)
+    return committed(work)
 
 
 def end_grace(policy_id: int, on: date) -> Policy:
@@ -164,7 +154,7 @@ def end_grace(policy_id: int, on: date) -> Policy:
         move(policy, IN_FORCE, "policies.grace_paid", on=on)
         return policy
 
-    return _committed(work)
+    return committed(work)
 
 
 def lapse(policy_id: int, on: date) -> Policy:
@@ -175,7 +165,7 @@ def lapse(policy_id: int, on: date) -> Policy:
         move(policy, LAPSED, LAPSE_ACTION, on=on)
         return policy
 
-    return _committed(work)
+    return committed(work)
 
 
 def lapsed_on(policy_id: int) -> date | None:
@@ -235,7 +225,7 @@ def revive(policy_id: int, on: date) -> Policy:
         move(policy, IN_FORCE, "policies.revive", on=on)
         return policy
 
-    return _committed(work)
+    return committed(work)
 
 
 # --- Expiry ---------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from sqlalchemy import select, update
 from core import audit
 from core.agents.models import Agent
 from core.customers.models import Customer
-from core.db import db
+from core.db import committed, db
 from core.policies import lifecycle, renewals, rules, terms
 from core.policies.lifecycle import IllegalTransition
 from core.policies.models import (
@@ -58,7 +58,6 @@ from core.policies.rules import Errors, PolicyInvalid
 from core.policies.versions import (
     agent_errors,
     checked_id,
-    committed,
     current_version,
     get_policy,
     issue_locked,

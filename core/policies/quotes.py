@@ -23,7 +23,7 @@ from core import audit
 from core.agents import queries as agent_queries
 from core.agents.models import Agent
 from core.customers.models import Customer
-from core.db import commit_keeping_loaded, db
+from core.db import committed, db
 from core.policies.models import OPEN, Quote
 from core.policies.rules import quotes_in_reach  # noqa: F401  (registers the reach rule)
 from core.products import rating
@@ -150,13 +150,7 @@ def create_quote(
         )
         return quote
 
-    try:
-        quote = work()
-        commit_keeping_loaded()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return quote
+    return committed(work, keep_loaded=True)
 
 
 def get_quote(quote_id: int, user: Any = None) -> Quote:

@@ -45,7 +45,7 @@ from sqlalchemy.dialects.postgresql import insert
 from core import audit, settings
 from core.agents.models import Agent
 from core.customers.models import Customer
-from core.db import db
+from core.db import committed, db
 from core.jobs import JobContext, periodic
 from core.money import ZERO, format_amount, round_cents
 from core.policies import terms
@@ -66,7 +66,6 @@ from core.policies.rules import PolicyInvalid
 from core.policies.versions import (
     agent_errors,
     checked_id,
-    committed,
     current_version,
     issue_locked,
     new_business_version,

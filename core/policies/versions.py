@@ -5,7 +5,6 @@ rule at binding, version 1 of a policy, and issuing a number.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -14,7 +13,7 @@ from sqlalchemy import select
 from core import audit, numbering, settings
 from core.agents.models import Agent
 from core.agents.rules import can_bind
-from core.db import commit_keeping_loaded, db
+from core.db import db
 from core.policies import lifecycle
 from core.policies.lifecycle import IllegalTransition
 from core.policies.models import IN_FORCE, NEW_BUSINESS, STATE_BOUND, Policy, PolicyVersion
@@ -26,23 +25,6 @@ T = TypeVar("T")
 NUMBER_KIND = "policy"
 NUMBER_PATTERN_SETTING = "policy_number_pattern"
 INT_MAX = 2**31 - 1
-
-
-def committed(work: Callable[[], T], *, keep_loaded: bool = False) -> T:
-    """Run `work` and commit, or roll back on any exception. `keep_loaded` keeps what the
-    session holds loaded after the commit (core.db.commit_keeping_loaded): for an
-    operation that answers with the rows it just wrote, and changed none behind the
-    ORM's back."""
-    try:
-        result = work()
-        if keep_loaded:
-            commit_keeping_loaded()
-        else:
-            db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return result
 
 
 def snapshot(policy: Policy) -> dict[str, Any]:

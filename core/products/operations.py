@@ -16,14 +16,13 @@ Every operation validates before it writes, is one transaction, and is audited.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
 from core import audit, plugins
-from core.db import db
+from core.db import committed, db
 from core.hookspecs import RateTable as TableSpec
 from core.hookspecs import Refusal
 from core.products import jsonvalues, lines, queries
@@ -47,16 +46,6 @@ T = TypeVar("T")
 # rated; a tenant's own tables then take over from their own effective dates.
 DEFAULT_EFFECTIVE_FROM = date(2000, 1, 1)
 UPLOAD_MAX_BYTES = 5 * 1024 * 1024
-
-
-def _committed(work: Callable[[], T]) -> T:
-    try:
-        result = work()
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return result
 
 
 def _snapshot(product: Product) -> dict[str, Any]:
@@ -114,7 +103,7 @@ def enable_product(
             )
             return existing
 
-        return _committed(reenable)
+        return committed(reenable)
 
     line = declared.line
     product_name = _name(name, line.name)
@@ -146,7 +135,7 @@ def enable_product(
         )
         return product
 
-    return _committed(create)
+    return committed(create)
 
 
 def disable_product(product_id: int, *, user: Any = None) -> Product:
@@ -169,7 +158,7 @@ def disable_product(product_id: int, *, user: Any = None) -> Product:
         )
         return product
 
-    return _committed(work)
+    return committed(work)
 
 
 def update_product(
@@ -220,7 +209,7 @@ def update_product(
             )
         return product
 
-    return _committed(work)
+    return committed(work)
 
 
 # --- Rate tables ------------------------------------------------------------------------
@@ -302,7 +291,7 @@ def upload_rate_table(
         return row
 
     try:
-        return _committed(work)
+        return committed(work)
     except IntegrityError:  # the same version uploaded at the same moment
         raise ProductInvalid({"version": [taken]}) from None
 
@@ -358,7 +347,7 @@ def add_product_version(
         return version
 
     try:
-        return _committed(work)
+        return committed(work)
     except IntegrityError:
         raise ProductInvalid(
             {"effective_from": [f"A version of {product.name} already starts on {start}."]}
