@@ -15,9 +15,9 @@ from core.agents.models import Agent
 from core.security import scope
 from core.security.authz import requires
 from web.api import spec
+from web.api.openapi import PROBLEM, page
 from web.errors import ValidationFailed
 
-PROBLEM = {"$ref": "#/components/responses/Problem"}
 _ID = {"type": "integer", "minimum": 1, "maximum": operations.INT_MAX}
 _TERRITORIES = {
     "type": "array",
@@ -61,21 +61,7 @@ AGENT = spec.schema(
         },
     },
 )
-AGENT_PAGE = spec.schema(
-    "AgentPage",
-    {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": AGENT},
-            "next_cursor": {
-                "type": "string",
-                "nullable": True,
-                "description": "Pass as `cursor` for the next page; null on the last.",
-            },
-        },
-    },
-)
+AGENT_PAGE = spec.schema("AgentPage", page(AGENT))
 NEW_AGENT = spec.schema(
     "NewAgent",
     {

@@ -22,10 +22,10 @@ from core.security.authz import login_only, public
 from core.security.permissions import ALL_PERMISSIONS
 from core.tenancy import current_tenant
 from web.api import spec
+from web.api.openapi import PROBLEM
 from web.api.principal import BearerRejected
 from web.errors import FieldMessages, ValidationFailed
 
-PROBLEM = {"$ref": "#/components/responses/Problem"}
 GRANT_TYPES = ("password", "client_credentials")
 
 _STRING = {"type": "string", "minLength": 1, "maxLength": 1000}

@@ -21,39 +21,38 @@ from core.customers.models import CHANNELS, KINDS, KYC_STATUSES, STATUSES
 from core.customers.rules import ADDRESS_FIELDS, SETTABLE_STATUSES, CustomerInvalid
 from core.security.authz import requires
 from web.api import spec
+from web.api.openapi import NULLABLE_STRING, STRING, json_content, ok, page
 from web.errors import PROBLEM_MIMETYPE, ValidationFailed
 
 TAGS = ("customers",)
-_S = {"type": "string"}
-_NULLABLE_S = {"type": "string", "nullable": True}
 
 ADDRESS = {
     "type": "object",
     "nullable": True,
     "additionalProperties": False,
-    "properties": {name: _NULLABLE_S for name in ADDRESS_FIELDS},
+    "properties": {name: NULLABLE_STRING for name in ADDRESS_FIELDS},
 }
 CONTACT = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {"label": _NULLABLE_S, "email": _NULLABLE_S, "phone": _NULLABLE_S},
+    "properties": {"label": NULLABLE_STRING, "email": NULLABLE_STRING, "phone": NULLABLE_STRING},
 }
 _INPUT_PROPERTIES: dict[str, Any] = {
     "kind": {"type": "string", "enum": list(KINDS)},
-    "first_name": _NULLABLE_S,
-    "last_name": _NULLABLE_S,
-    "date_of_birth": {**_NULLABLE_S, "format": "date"},
-    "company_name": _NULLABLE_S,
-    "registration_number": _NULLABLE_S,
-    "national_id": _NULLABLE_S,
-    "email": {**_NULLABLE_S, "format": "email"},
-    "phone": _NULLABLE_S,
-    "preferred_channel": {**_NULLABLE_S, "enum": [*CHANNELS, None]},
+    "first_name": NULLABLE_STRING,
+    "last_name": NULLABLE_STRING,
+    "date_of_birth": {**NULLABLE_STRING, "format": "date"},
+    "company_name": NULLABLE_STRING,
+    "registration_number": NULLABLE_STRING,
+    "national_id": NULLABLE_STRING,
+    "email": {**NULLABLE_STRING, "format": "email"},
+    "phone": NULLABLE_STRING,
+    "preferred_channel": {**NULLABLE_STRING, "enum": [*CHANNELS, None]},
     "address": ADDRESS,
     "marketing_consent": {"type": "boolean"},
     "kyc_status": {"type": "string", "enum": list(KYC_STATUSES)},
-    "notes": _NULLABLE_S,
-    "tags": {"type": "array", "items": _S},
+    "notes": NULLABLE_STRING,
+    "tags": {"type": "array", "items": STRING},
     "agent_id": {"type": "integer", "nullable": True},
     "status": {"type": "string", "enum": list(SETTABLE_STATUSES)},
     "contacts": {"type": "array", "items": CONTACT},
@@ -86,32 +85,19 @@ CUSTOMER = spec.schema(
         "properties": {
             **_INPUT_PROPERTIES,
             "id": {"type": "integer"},
-            "name": _S,
+            "name": STRING,
             "status": {"type": "string", "enum": list(STATUSES)},
             "merged_into": {"type": "integer", "nullable": True},
-            "consent_at": {**_NULLABLE_S, "format": "date-time"},
+            "consent_at": {**NULLABLE_STRING, "format": "date-time"},
             "created_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"},
-            "date_of_birth": _NULLABLE_S,
-            "email": _NULLABLE_S,
+            "date_of_birth": NULLABLE_STRING,
+            "email": NULLABLE_STRING,
             "contacts": {"type": "array", "items": {"type": "object"}},
         },
     },
 )
-CUSTOMER_PAGE = spec.schema(
-    "CustomerPage",
-    {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": CUSTOMER},
-            "next_cursor": {
-                **_NULLABLE_S,
-                "description": "Pass as `cursor` for the next page; null on the last.",
-            },
-        },
-    },
-)
+CUSTOMER_PAGE = spec.schema("CustomerPage", page(CUSTOMER))
 MERGE_REQUEST = spec.schema(
     "MergeRequest",
     {
@@ -139,14 +125,6 @@ UNMERGE_REQUEST = spec.schema(
         "properties": {"audit_entry_id": {"type": "integer"}},
     },
 )
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, **_json(schema)}
 
 
 def _invalid(exc: CustomerInvalid) -> ValidationFailed:
@@ -206,9 +184,9 @@ def _duplicates(found: operations.DuplicatesFound) -> Response:
     "POST",
     summary="Create a customer",
     tags=TAGS,
-    request_body={"required": True, **_json(NEW_CUSTOMER)},
+    request_body={"required": True, **json_content(NEW_CUSTOMER)},
     responses={
-        "201": _ok("Created.", CUSTOMER),
+        "201": ok("Created.", CUSTOMER),
         "409": {"description": "Likely duplicates; `?force=true` saves anyway."},
     },
 )
@@ -235,7 +213,7 @@ def create_customer() -> Response:
     "GET",
     summary="Search customers (keyset pages)",
     tags=TAGS,
-    responses={"200": _ok("A page of customers.", CUSTOMER_PAGE)},
+    responses={"200": ok("A page of customers.", CUSTOMER_PAGE)},
 )
 @requires("customers:read")
 def list_customers() -> Response:
@@ -270,7 +248,7 @@ def list_customers() -> Response:
     "GET",
     summary="Read a customer",
     tags=TAGS,
-    responses={"200": _ok("The customer.", CUSTOMER)},
+    responses={"200": ok("The customer.", CUSTOMER)},
 )
 @requires("customers:read")
 def get_customer(customer_id: int) -> Response:
@@ -282,8 +260,8 @@ def get_customer(customer_id: int) -> Response:
     "PATCH",
     summary="Change a customer",
     tags=TAGS,
-    request_body={"required": True, **_json(CUSTOMER_CHANGES)},
-    responses={"200": _ok("The changed customer.", CUSTOMER)},
+    request_body={"required": True, **json_content(CUSTOMER_CHANGES)},
+    responses={"200": ok("The changed customer.", CUSTOMER)},
 )
 @requires("customers:update")
 def update_customer(customer_id: int) -> Response:
@@ -312,7 +290,7 @@ def delete_customer(customer_id: int) -> Response:
     "GET",
     summary="Export a customer's personal data (GDPR)",
     tags=TAGS,
-    responses={"200": {"description": "Every tagged value, decrypted.", **_json({})}},
+    responses={"200": {"description": "Every tagged value, decrypted.", **json_content({})}},
 )
 @requires("customers:export")
 def export_customer(customer_id: int) -> Response:
@@ -330,8 +308,8 @@ def export_customer(customer_id: int) -> Response:
     "POST",
     summary="Merge another customer into this one",
     tags=TAGS,
-    request_body={"required": True, **_json(MERGE_REQUEST)},
-    responses={"200": _ok("Merged.", MERGE_RESULT)},
+    request_body={"required": True, **json_content(MERGE_REQUEST)},
+    responses={"200": ok("Merged.", MERGE_RESULT)},
 )
 @requires("customers:delete")
 def merge_customers(customer_id: int) -> Response:
@@ -350,8 +328,8 @@ def merge_customers(customer_id: int) -> Response:
     "POST",
     summary="Undo a merge, from its audit entry",
     tags=TAGS,
-    request_body={"required": True, **_json(UNMERGE_REQUEST)},
-    responses={"200": _ok("The customer restored.", CUSTOMER)},
+    request_body={"required": True, **json_content(UNMERGE_REQUEST)},
+    responses={"200": ok("The customer restored.", CUSTOMER)},
 )
 @requires("customers:delete")
 def unmerge_customers() -> Response:

@@ -45,6 +45,40 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+# --- Pieces the endpoint modules' declarations share ------------------------------
+
+STRING: dict[str, Any] = {"type": "string"}
+NULLABLE_STRING: dict[str, Any] = {"type": "string", "nullable": True}
+DATE: dict[str, Any] = {"type": "string", "format": "date"}
+# The shared problem+json response (registered in the document's components).
+PROBLEM: dict[str, Any] = {"$ref": "#/components/responses/Problem"}
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    """A request body's or response's `content` of JSON `schema`."""
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A successful response answering JSON `schema`."""
+    return {"description": description, **json_content(schema)}
+
+
+def page(items: dict[str, Any]) -> dict[str, Any]:
+    """A keyset page of `items`, as every list endpoint answers."""
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": items},
+            "next_cursor": {
+                **NULLABLE_STRING,
+                "description": "Pass as `cursor` for the next page; null on the last.",
+            },
+        },
+    }
+
+
 @dataclass(frozen=True)
 class Operation:
     path: str

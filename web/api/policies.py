@@ -22,13 +22,11 @@ from core.policies.models import FREQUENCIES, OFFER_STATUSES, POLICY_STATES, VER
 from core.policies.rules import PolicyInvalid
 from core.security.authz import requires
 from web.api import spec
+from web.api.openapi import DATE, NULLABLE_STRING, STRING, json_content, ok, page
 from web.errors import ValidationFailed
 
 TAGS = ("policies",)
-_S = {"type": "string"}
-_NULLABLE_S = {"type": "string", "nullable": True}
 _DECIMAL = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "description": "A decimal amount."}
-_DATE = {"type": "string", "format": "date"}
 _STEP = {"type": "object", "description": "A rating step (see RatingStep)."}
 
 BIND_REQUEST = spec.schema(
@@ -55,7 +53,7 @@ POLICY_VERSION = spec.schema(
         "properties": {
             "version": {"type": "integer"},
             "kind": {"type": "string", "enum": list(VERSION_KINDS)},
-            "effective_from": _DATE,
+            "effective_from": DATE,
             "risk": {"type": "object"},
             "premium": {**_DECIMAL, "description": "The annual premium of these terms."},
             "adjustment": {
@@ -63,11 +61,11 @@ POLICY_VERSION = spec.schema(
                 "description": "Money this version moves for the rest of the policy year: "
                 "the first premium, a pro-rata difference, or minus a return premium.",
             },
-            "currency": _S,
-            "rate_table_version": _S,
-            "reason": _S,
+            "currency": STRING,
+            "rate_table_version": STRING,
+            "reason": STRING,
             "trace": {"type": "array", "items": _STEP},
-            "created_at": {**_NULLABLE_S, "format": "date-time"},
+            "created_at": {**NULLABLE_STRING, "format": "date-time"},
         },
     },
 )
@@ -78,40 +76,27 @@ POLICY = spec.schema(
         "required": ["id", "state", "start_date", "end_date", "premium", "currency"],
         "properties": {
             "id": {"type": "integer"},
-            "number": {**_NULLABLE_S, "description": "Given at issue."},
+            "number": {**NULLABLE_STRING, "description": "Given at issue."},
             "state": {"type": "string", "enum": list(POLICY_STATES)},
-            "product": _S,
+            "product": STRING,
             "customer_id": {"type": "integer"},
             "agent_id": {"type": "integer", "nullable": True},
             "quote_id": {"type": "integer", "nullable": True},
             "renewal_of_id": {"type": "integer", "nullable": True},
-            "start_date": _DATE,
-            "end_date": {**_DATE, "description": "The first day after the term."},
+            "start_date": DATE,
+            "end_date": {**DATE, "description": "The first day after the term."},
             "payment_frequency": {"type": "string", "enum": list(FREQUENCIES)},
             "premium": {**_DECIMAL, "description": "The current annual premium."},
-            "currency": _S,
+            "currency": STRING,
             "declarations": {"type": "object"},
-            "issued_at": {**_NULLABLE_S, "format": "date-time"},
-            "cancelled_on": {**_NULLABLE_S, "format": "date"},
-            "cancel_reason": _NULLABLE_S,
+            "issued_at": {**NULLABLE_STRING, "format": "date-time"},
+            "cancelled_on": {**NULLABLE_STRING, "format": "date"},
+            "cancel_reason": NULLABLE_STRING,
             "versions": {"type": "array", "items": POLICY_VERSION},
         },
     },
 )
-POLICY_PAGE = spec.schema(
-    "PolicyPage",
-    {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": POLICY},
-            "next_cursor": {
-                **_NULLABLE_S,
-                "description": "Pass as `cursor` for the next page; null on the last.",
-            },
-        },
-    },
-)
+POLICY_PAGE = spec.schema("PolicyPage", page(POLICY))
 ENDORSEMENT_REQUEST = spec.schema(
     "EndorsementRequest",
     {
@@ -119,12 +104,12 @@ ENDORSEMENT_REQUEST = spec.schema(
         "required": ["effective_from", "risk_changes", "reason"],
         "additionalProperties": False,
         "properties": {
-            "effective_from": {**_DATE, "description": "Within the term."},
+            "effective_from": {**DATE, "description": "Within the term."},
             "risk_changes": {
                 "type": "object",
                 "description": "Risk fields and their new values; null removes a field.",
             },
-            "reason": _S,
+            "reason": STRING,
         },
     },
 )
@@ -134,19 +119,19 @@ CANCEL_REQUEST = spec.schema(
         "type": "object",
         "required": ["effective_on", "reason"],
         "additionalProperties": False,
-        "properties": {"effective_on": _DATE, "reason": _S},
+        "properties": {"effective_on": DATE, "reason": STRING},
     },
 )
 EXPLANATION = {
     "type": "object",
     "properties": {
-        "step": _S,
-        "label": _S,
-        "from": _NULLABLE_S,
-        "to": _NULLABLE_S,
+        "step": STRING,
+        "label": STRING,
+        "from": NULLABLE_STRING,
+        "to": NULLABLE_STRING,
         "effect": _DECIMAL,
         "text": {
-            **_S,
+            **STRING,
             "description": 'In words: "No-claim bonus 35% → 45%: \u22121,021.53".',
         },
     },
@@ -160,28 +145,20 @@ RENEWAL_OFFER = spec.schema(
             "id": {"type": "integer"},
             "policy_id": {"type": "integer"},
             "status": {"type": "string", "enum": list(OFFER_STATUSES)},
-            "start_date": _DATE,
-            "end_date": _DATE,
+            "start_date": DATE,
+            "end_date": DATE,
             "premium": _DECIMAL,
             "previous_premium": _DECIMAL,
-            "currency": _S,
+            "currency": STRING,
             "risk": {"type": "object"},
-            "rate_table_version": _S,
+            "rate_table_version": STRING,
             "explanation": {"type": "array", "items": EXPLANATION},
             "trace": {"type": "array", "items": _STEP},
-            "decided_at": {**_NULLABLE_S, "format": "date-time"},
+            "decided_at": {**NULLABLE_STRING, "format": "date-time"},
             "renewed_policy_id": {"type": "integer", "nullable": True},
         },
     },
 )
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, **_json(schema)}
 
 
 CONFLICT = {"description": "The policy's (or offer's) state does not allow this."}
@@ -230,8 +207,8 @@ def _attempt(work: Any) -> Any:
     "POST",
     summary="Bind a quote",
     tags=TAGS,
-    request_body={"required": False, **_json(BIND_REQUEST)},
-    responses={"201": _ok("The policy, bound (no number until issued).", POLICY), "409": CONFLICT},
+    request_body={"required": False, **json_content(BIND_REQUEST)},
+    responses={"201": ok("The policy, bound (no number until issued).", POLICY), "409": CONFLICT},
 )
 @requires("policies:create")
 def bind_quote(quote_id: int) -> Response:
@@ -257,7 +234,7 @@ def bind_quote(quote_id: int) -> Response:
     "POST",
     summary="Issue a bound policy (its number)",
     tags=TAGS,
-    responses={"200": _ok("The policy, in force, numbered.", POLICY), "409": CONFLICT},
+    responses={"200": ok("The policy, in force, numbered.", POLICY), "409": CONFLICT},
 )
 @requires("policies:update")
 def issue_policy(policy_id: int) -> Response:
@@ -271,7 +248,7 @@ def issue_policy(policy_id: int) -> Response:
     "GET",
     summary="List policies (keyset pages)",
     tags=TAGS,
-    responses={"200": _ok("A page of policies, newest first.", POLICY_PAGE)},
+    responses={"200": ok("A page of policies, newest first.", POLICY_PAGE)},
 )
 @requires("policies:read")
 def list_policies() -> Response:
@@ -305,7 +282,7 @@ def list_policies() -> Response:
     "GET",
     summary="Read a policy with its versions",
     tags=TAGS,
-    responses={"200": _ok("The policy and every version, oldest first.", POLICY)},
+    responses={"200": ok("The policy and every version, oldest first.", POLICY)},
 )
 @requires("policies:read")
 def get_policy(policy_id: int) -> Response:
@@ -317,8 +294,8 @@ def get_policy(policy_id: int) -> Response:
     "POST",
     summary="Endorse a policy (a new version)",
     tags=TAGS,
-    request_body={"required": True, **_json(ENDORSEMENT_REQUEST)},
-    responses={"201": _ok("The new version.", POLICY_VERSION), "409": CONFLICT},
+    request_body={"required": True, **json_content(ENDORSEMENT_REQUEST)},
+    responses={"201": ok("The new version.", POLICY_VERSION), "409": CONFLICT},
 )
 @requires("policies:update")
 def endorse_policy(policy_id: int) -> Response:
@@ -345,8 +322,8 @@ def endorse_policy(policy_id: int) -> Response:
     "POST",
     summary="Cancel a policy",
     tags=TAGS,
-    request_body={"required": True, **_json(CANCEL_REQUEST)},
-    responses={"200": _ok("The cancellation version.", POLICY_VERSION), "409": CONFLICT},
+    request_body={"required": True, **json_content(CANCEL_REQUEST)},
+    responses={"200": ok("The cancellation version.", POLICY_VERSION), "409": CONFLICT},
 )
 @requires("policies:update")
 def cancel_policy(policy_id: int) -> Response:
@@ -368,7 +345,7 @@ def cancel_policy(policy_id: int) -> Response:
     summary="A policy's renewal offers",
     tags=TAGS,
     responses={
-        "200": _ok("Newest first.", {"type": "array", "items": RENEWAL_OFFER}),
+        "200": ok("Newest first.", {"type": "array", "items": RENEWAL_OFFER}),
     },
 )
 @requires("policies:read")
@@ -382,7 +359,7 @@ def list_renewal_offers(policy_id: int) -> Response:
     "POST",
     summary="Accept a renewal offer",
     tags=TAGS,
-    responses={"201": _ok("The next term, issued.", POLICY), "409": CONFLICT},
+    responses={"201": ok("The next term, issued.", POLICY), "409": CONFLICT},
 )
 @requires("policies:update")
 def accept_renewal_offer(offer_id: int) -> Response:
@@ -398,7 +375,7 @@ def accept_renewal_offer(offer_id: int) -> Response:
     "POST",
     summary="Decline a renewal offer",
     tags=TAGS,
-    responses={"200": _ok("The declined offer.", RENEWAL_OFFER), "409": CONFLICT},
+    responses={"200": ok("The declined offer.", RENEWAL_OFFER), "409": CONFLICT},
 )
 @requires("policies:update")
 def decline_renewal_offer(offer_id: int) -> Response:

@@ -19,9 +19,9 @@ from core.products.models import Product
 from core.products.rating import table_of
 from core.security.authz import requires
 from web.api import spec
+from web.api.openapi import STRING, ok
 
 TAGS = ("products",)
-_S = {"type": "string"}
 
 RISK_FIELD = spec.schema(
     "RiskField",
@@ -29,16 +29,16 @@ RISK_FIELD = spec.schema(
         "type": "object",
         "required": ["name", "label", "type", "required", "choices"],
         "properties": {
-            "name": _S,
-            "label": _S,
+            "name": STRING,
+            "label": STRING,
             "type": {
                 "type": "string",
                 "enum": ["text", "integer", "decimal", "money", "date", "boolean", "choice"],
                 "description": "money and decimal: send decimal strings.",
             },
             "required": {"type": "boolean"},
-            "choices": {"type": "array", "items": _S},
-            "help": _S,
+            "choices": {"type": "array", "items": STRING},
+            "help": STRING,
         },
     },
 )
@@ -49,13 +49,13 @@ PRODUCT = spec.schema(
         "required": ["code", "name", "risk_fields"],
         "properties": {
             "id": {"type": "integer"},
-            "code": {**_S, "description": "The `product` of POST /quotes."},
-            "name": _S,
-            "plugin": _S,
+            "code": {**STRING, "description": "The `product` of POST /quotes."},
+            "name": STRING,
+            "plugin": STRING,
             "risk_fields": {"type": "array", "items": RISK_FIELD},
             "coverages": {"type": "array", "items": {"type": "object"}},
             "rate_table_version": {
-                **_S,
+                **STRING,
                 "nullable": True,
                 "description": "In force today; null when no version is in force yet.",
             },
@@ -72,10 +72,6 @@ PRODUCT_LIST = spec.schema(
         "properties": {"items": {"type": "array", "items": PRODUCT}},
     },
 )
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def product_json(product: Product, declared: lines.DeclaredLine) -> dict[str, Any]:
@@ -108,7 +104,7 @@ def enabled_products() -> list[tuple[Product, lines.DeclaredLine]]:
     "GET",
     summary="The products on sale, with their risk fields",
     tags=TAGS,
-    responses={"200": _ok("The enabled products.", PRODUCT_LIST)},
+    responses={"200": ok("The enabled products.", PRODUCT_LIST)},
 )
 @requires("policies:create")
 def list_products() -> Response:

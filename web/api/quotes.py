@@ -22,10 +22,10 @@ from core.policies.models import QUOTE_STATUSES, Quote
 from core.products.rules import ProductInvalid
 from core.security.authz import requires
 from web.api import spec
+from web.api.openapi import STRING, ok
 from web.errors import ValidationFailed
 
 TAGS = ("quotes",)
-_S = {"type": "string"}
 _DECIMAL = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "description": "A decimal amount."}
 FIELDS = ("product", "customer_id", "start_date", "risk", "agent_id")
 REQUIRED = ("product", "customer_id", "start_date", "risk")
@@ -37,9 +37,9 @@ NEW_QUOTE = spec.schema(
         "required": list(REQUIRED),
         "additionalProperties": False,
         "properties": {
-            "product": {**_S, "description": "A product line code, e.g. motor_private_car."},
+            "product": {**STRING, "description": "A product line code, e.g. motor_private_car."},
             "customer_id": {"type": "integer"},
-            "start_date": {**_S, "format": "date"},
+            "start_date": {**STRING, "format": "date"},
             "risk": {
                 "type": "object",
                 "description": "The product's risk fields (GET /products); amounts as "
@@ -59,17 +59,17 @@ RATING_STEP = spec.schema(
         "type": "object",
         "required": ["name", "label", "factor", "sign", "inputs", "result", "rate_table_version"],
         "properties": {
-            "name": {**_S, "description": "Stable across tariff versions."},
-            "label": _S,
-            "factor": {**_S, "description": 'The rating factor in words ("35%").'},
+            "name": {**STRING, "description": "Stable across tariff versions."},
+            "label": STRING,
+            "factor": {**STRING, "description": 'The rating factor in words ("35%").'},
             "sign": {
                 "type": "integer",
                 "enum": [-1, 0, 1],
                 "description": "+1 added to the premium, -1 subtracted, 0 an intermediate.",
             },
             "inputs": {"type": "object", "description": "Decimals as strings."},
-            "result": {**_S, "description": "A decimal string."},
-            "rate_table_version": _S,
+            "result": {**STRING, "description": "A decimal string."},
+            "rate_table_version": STRING,
         },
     },
 )
@@ -90,25 +90,21 @@ QUOTE = spec.schema(
         ],
         "properties": {
             "id": {"type": "integer"},
-            "product": _S,
+            "product": STRING,
             "customer_id": {"type": "integer"},
             "agent_id": {"type": "integer", "nullable": True},
-            "start_date": {**_S, "format": "date"},
+            "start_date": {**STRING, "format": "date"},
             "risk": {"type": "object", "description": "The risk as rated."},
             "premium": {**_DECIMAL, "description": "Annual premium before tax."},
-            "currency": _S,
+            "currency": STRING,
             "trace": {"type": "array", "items": RATING_STEP},
-            "rate_table_version": _S,
+            "rate_table_version": STRING,
             "product_version_id": {"type": "integer"},
             "status": {"type": "string", "enum": list(QUOTE_STATUSES)},
-            "created_at": {**_S, "format": "date-time"},
+            "created_at": {**STRING, "format": "date-time"},
         },
     },
 )
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def quote_json(quote: Quote) -> dict[str, Any]:
@@ -160,7 +156,7 @@ def _body() -> dict[str, Any]:
     tags=TAGS,
     request_body={"required": True, "content": {"application/json": {"schema": NEW_QUOTE}}},
     responses={
-        "201": _ok("Quoted.", QUOTE),
+        "201": ok("Quoted.", QUOTE),
         "404": {"description": "The customer is not within the caller's reach."},
         "422": {"description": "Each bad field named; risk fields as `risk.<field>`."},
     },
@@ -192,7 +188,7 @@ def create_quote() -> Response:
     "GET",
     summary="Read a quote",
     tags=TAGS,
-    responses={"200": _ok("The quote.", QUOTE)},
+    responses={"200": ok("The quote.", QUOTE)},
 )
 @requires("policies:read")
 def get_quote(quote_id: int) -> Response:

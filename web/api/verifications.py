@@ -14,10 +14,10 @@ from core.customers import verification
 from core.customers.rules import CustomerInvalid
 from core.security.authz import requires
 from web.api import spec
+from web.api.openapi import NULLABLE_STRING, ok
 from web.errors import ValidationFailed
 
 TAGS = ("customers",)
-_NULLABLE_S = {"type": "string", "nullable": True}
 
 VERIFICATION_REQUEST = spec.schema(
     "VerificationRequest",
@@ -30,7 +30,7 @@ VERIFICATION_REQUEST = spec.schema(
             "kind": {"type": "string", "enum": list(verification.KINDS)},
             "service": {"type": "string"},
             "outcome": {"type": "string", "enum": list(verification.OUTCOMES)},
-            "reference": _NULLABLE_S,
+            "reference": NULLABLE_STRING,
         },
     },
 )
@@ -45,9 +45,9 @@ VERIFICATION = spec.schema(
             "kind": {"type": "string", "enum": list(verification.KINDS)},
             "service": {"type": "string"},
             "outcome": {"type": "string", "enum": list(verification.OUTCOMES)},
-            "reference": _NULLABLE_S,
+            "reference": NULLABLE_STRING,
             "evidence": {"type": "object", "nullable": True},
-            "checked_by": _NULLABLE_S,
+            "checked_by": NULLABLE_STRING,
             "checked_at": {"type": "string", "format": "date-time"},
         },
     },
@@ -60,10 +60,6 @@ VERIFICATION_LIST = spec.schema(
         "properties": {"items": {"type": "array", "items": VERIFICATION}},
     },
 )
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _body() -> dict[str, Any]:
@@ -87,7 +83,7 @@ def _body() -> dict[str, Any]:
         "required": True,
         "content": {"application/json": {"schema": VERIFICATION_REQUEST}},
     },
-    responses={"201": _ok("Recorded.", VERIFICATION)},
+    responses={"201": ok("Recorded.", VERIFICATION)},
 )
 @requires("customers:update")
 def create_verification(customer_id: int) -> Response:
@@ -115,7 +111,7 @@ def create_verification(customer_id: int) -> Response:
     "GET",
     summary="A customer's verifications, newest first",
     tags=TAGS,
-    responses={"200": _ok("The checks.", VERIFICATION_LIST)},
+    responses={"200": ok("The checks.", VERIFICATION_LIST)},
 )
 @requires("customers:read")
 def list_verifications(customer_id: int) -> Response:
