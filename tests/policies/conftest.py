@@ -12,10 +12,8 @@ and policies (committed, through the API), so the order of tests does not matter
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -25,7 +23,6 @@ from flask_login import login_user
 from werkzeug.test import TestResponse
 
 from core import plugins
-from core.agents.models import Agent
 from core.db import db
 from core.jobs import Job
 from core.policies.terms import add_years
@@ -35,13 +32,12 @@ from core.tenancy import Tenant, tenant_context
 from tenants import registry
 from tenants.admin import admin_engine
 from tenants.plugin_cli import enable_plugin
-from tests.conftest import HostClient, host_client, make_tenant
+from tests.conftest import make_tenant
 from tests.core import jobs_support
 from tests.customers.conftest import person
 from tests.policies.line_plugin import LINE, PLUGIN, TARIFF_LINE, LinePlugin
 from tests.policies.line_plugin import LINES as TEST_LINES
-from tests.security.conftest import create_user, sign_in
-from tests.security.test_tokens import request_token
+from tests.products.fixtures import Staff, make_staff
 
 SLUG = "cover"
 MOTOR, LIFE = "motor_private_car", "term_life"
@@ -62,55 +58,6 @@ def cover(app: Flask) -> Tenant:
         found = registry.by_slug(engine, SLUG)
     assert found is not None and set(PLUGINS) <= found.enabled_plugins
     return found
-
-
-@dataclass(frozen=True)
-class Staff:
-    """A user of one tenant: API calls with a bearer token, screens once signed in."""
-
-    app: Flask
-    slug: str
-    user_id: int
-    email: str
-    token: str
-    agent_id: int | None = None
-
-    def call(self, method: str, path: str, **kwargs: Any) -> TestResponse:
-        client = host_client(self.app, self.slug)
-        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        return client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
-
-    def browser(self) -> HostClient:
-        return sign_in(self.app, self.slug, self.email)
-
-
-def make_staff(
-    app: Flask,
-    tenant: Tenant,
-    role: str,
-    *,
-    agent: bool = False,
-    licence_expires_on: date = date(2099, 12, 31),
-) -> Staff:
-    email = f"{role}.{uuid.uuid4().hex[:10]}@{tenant.slug}.example.com"
-    user_id = create_user(app, tenant, email, [role])
-    agent_id = None
-    if agent:
-        with app.app_context(), tenant_context(tenant):
-            profile = Agent(
-                user_id=user_id,
-                licence_number=f"LIC-{user_id}",
-                licence_expires_on=licence_expires_on,
-            )
-            db.session.add(profile)
-            db.session.commit()
-            agent_id = profile.id
-    token = ""
-    if role != "customer":
-        answer = request_token(host_client(app, tenant.slug), email)
-        assert answer.status_code == 200, answer.json
-        token = answer.json["access_token"]
-    return Staff(app, tenant.slug, user_id, email, token, agent_id)
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,15 @@ class Staff(Caller):
         return sign_in(self.app, self.slug, self.email)
 
 
-def make_staff(app: Flask, tenant: Tenant, role: str, *, agent: bool = False) -> Staff:
+def make_staff(
+    app: Flask,
+    tenant: Tenant,
+    role: str,
+    *,
+    agent: bool = False,
+    licence_expires_on: date = date(2099, 12, 31),
+) -> Staff:
+    """A new user of `role` with a bearer token (and an agent profile if `agent`)."""
     email = f"{role}.{uuid.uuid4().hex[:10]}@{tenant.slug}.example.com"
     user_id = create_user(app, tenant, email, [role])
     agent_id = None
@@ -88,7 +96,7 @@ def make_staff(app: Flask, tenant: Tenant, role: str, *, agent: bool = False) ->
             profile = Agent(
                 user_id=user_id,
                 licence_number=f"LIC-{user_id}",
-                licence_expires_on=date(2099, 12, 31),
+                licence_expires_on=licence_expires_on,
             )
             db.session.add(profile)
             db.session.commit()
