@@ -20,28 +20,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from core.dbroles import recreate_database  # noqa: F401 (each bench starts from an empty one)
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def recreate_database(url: str) -> None:
-    """Drop the database named in `url` and its roles (`<database>__*`), create it again."""
-    parsed = make_url(url).set(drivername="postgresql")
-    name = parsed.database
-    assert name, f"{url} must name a database"
-    maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        for (role,) in conn.execute(
-            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{name}__",)
-        ).fetchall():
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def ours_config(database_url: str, redis_url: str, server_name: str) -> dict[str, Any]:

@@ -85,6 +85,8 @@ from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import selectinload  # noqa: E402
 
+from core import dbroles  # noqa: E402
+
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/powerbuyer_bench_customers"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
 SLUG = "bench"
@@ -342,18 +344,7 @@ def superuser_dsn() -> str:
 
 def recreate_database() -> None:
     """Drop the bench database and its roles, and create the database again."""
-    parsed = make_url(database_url()).set(drivername="postgresql")
-    name = parsed.database
-    assert name, "BENCH_CUSTOMERS_DATABASE_URL must name a database"
-    maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-        conn.execute(drop.format(sql.Identifier(name)))
-        for (role,) in conn.execute(
-            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{name}__",)
-        ).fetchall():
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dbroles.recreate_database(database_url())
 
 
 def seeded_count() -> tuple[int, int] | None:

@@ -47,6 +47,7 @@ from psycopg import sql  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from core import dbroles  # noqa: E402
 from core.app import create_app  # noqa: E402
 from tenants import migrations, provisioning  # noqa: E402
 from tenants.admin import admin_engine  # noqa: E402
@@ -88,15 +89,11 @@ def database(url: str, fresh: bool) -> str:
     parsed = make_url(url).set(drivername="postgresql")
     name = parsed.database
     assert name, "BENCH_DATABASE_URL must name a database"
+    if fresh:
+        dbroles.recreate_database(url)
+        return parsed.render_as_string(hide_password=False)
     maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
     with psycopg.connect(maintenance, autocommit=True) as conn:
-        if fresh:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
-            for (role,) in conn.execute(
-                "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{name}__",)
-            ).fetchall():
-                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return parsed.render_as_string(hide_password=False)

@@ -82,3 +82,30 @@ def resolve(
         app=app.render_as_string(hide_password=False),
         admin=url.render_as_string(hide_password=False),
     )
+
+
+def role_prefix(database: str) -> str:
+    """The prefix of the roles a throwaway database's app creates (tests, benchmarks):
+    roles are cluster-wide, so they carry the database's name."""
+    return f"{database}__"
+
+
+def recreate_database(url: str) -> str:
+    """Drop the database `url` names and its prefixed roles, and create it again, empty
+    (tests and benchmarks start from nothing). Returns the URL; `url` must name one."""
+    parsed = make_url(url).set(drivername="postgresql")
+    database = parsed.database
+    if not database:
+        raise ValueError(f"{url} names no database")
+    maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+        for (role,) in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+            (role_prefix(database),),
+        ).fetchall():
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    return parsed.render_as_string(hide_password=False)

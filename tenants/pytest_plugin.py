@@ -36,14 +36,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from core import embedded, settings
+from core import dbroles, embedded, settings
 from core.app import create_app
 from core.db import db
 from core.tenancy import Tenant, tenant_context
@@ -62,17 +60,9 @@ def _fresh_database() -> str:
     else:
         server = make_url(embedded.postgres_url(Path("instance"), database="postgres"))
         database = DEFAULT_DATABASE
-    maintenance = server.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-        )
-        for (role,) in conn.execute(
-            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (f"{database}__",)
-        ).fetchall():
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    return server.set(database=database).render_as_string(hide_password=False)
+    return dbroles.recreate_database(
+        server.set(database=database).render_as_string(hide_password=False)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +71,7 @@ def powerbuyer_app() -> Iterator[Flask]:
 
     url = _fresh_database()
     database = make_url(url).database
-    prefix = f"{database}__"
+    prefix = dbroles.role_prefix(database)
     app = create_app(
         {
             "ENV_NAME": "test",

@@ -16,17 +16,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_security import hash_password
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from core import embedded, settings
+from core import dbroles, embedded, settings
 from core.app import create_app
 from core.db import TenantSession, db
+from core.dbroles import role_prefix
 from core.tenancy import Tenant, tenant_context
 from tenants import provisioning, registry
 from tenants.admin import admin_engine
@@ -53,26 +52,12 @@ def _database_name(server_url: str) -> str:
     return TEST_DB
 
 
-def role_prefix(database: str) -> str:
-    return f"{database}__"
-
-
 def _recreate_database(server_url: str) -> str:
     """Drop and create the test database and this suite's roles; return its URL."""
-    parsed = make_url(server_url).set(drivername="postgresql")
     database = _database_name(server_url)
-    maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-        )
-        for (role,) in conn.execute(
-            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
-            (role_prefix(database),),
-        ).fetchall():
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    return parsed.set(database=database).render_as_string(hide_password=False)
+    return dbroles.recreate_database(
+        make_url(server_url).set(database=database).render_as_string(hide_password=False)
+    )
 
 
 def _redis_url() -> str:
