@@ -56,9 +56,7 @@ def get(customer_id: int, user: Any = None) -> Customer:
     """The customer, if active and within the caller's reach; OutOfReach (404) otherwise."""
     if not 0 < customer_id <= INT_MAX:  # no such id: not even worth a query
         raise scope.OutOfReach()
-    return scope.get_or_404(
-        Customer, customer_id, visible_if=Customer.is_active.is_(True), user=user
-    )
+    return scope.get_or_404(Customer, customer_id, active_only=True, user=user)
 
 
 # --- Cursors --------------------------------------------------------------------------

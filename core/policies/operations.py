@@ -89,9 +89,7 @@ def bind(
     version 1, and the quote marked bound. PolicyInvalid names every missing or bad
     field (the frequency, each declaration, the agent and their licence)."""
     authorize("policies:create", user)
-    quote = scope.get_or_404(
-        Quote, checked_id(quote_id), visible_if=Quote.is_active.is_(True), user=user
-    )
+    quote = scope.get_or_404(Quote, checked_id(quote_id), active_only=True, user=user)
     if quote.status != OPEN:
         raise IllegalTransition(
             f"Quote {quote.id} is already bound: it cannot be bound again.", state=quote.status

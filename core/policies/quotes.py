@@ -157,13 +157,7 @@ def get_quote(quote_id: int, user: Any = None) -> Quote:
     """The quote, if its customer is within the caller's reach; OutOfReach otherwise."""
     if isinstance(quote_id, bool) or not isinstance(quote_id, int) or not 0 < quote_id <= INT_MAX:
         raise scope.OutOfReach()
-    # A predicate, not SQL: the statement is then the same for every quote of a caller,
-    # built once (core.security.scope); a withdrawn quote is within reach all the same.
-    return scope.get_or_404(Quote, quote_id, visible_if=_is_active, user=user)
-
-
-def _is_active(quote: Quote) -> bool:
-    return quote.is_active
+    return scope.get_or_404(Quote, quote_id, active_only=True, user=user)
 
 
 def quotes_of(customer_id: int, *, limit: int = 50, user: Any = None) -> list[Quote]:

@@ -153,14 +153,19 @@ def get_or_404(
     *,
     visible_if: ColumnElement[bool] | Callable[[T], bool] | None = None,
     user: Any = None,
+    active_only: bool = False,
     lock: bool = False,
 ) -> T:
     """The row of `model` with primary key `ident`, if the caller may see it.
 
     The model's reach rule applies in the query, so an out-of-reach row is never
     loaded. `visible_if` narrows further for one call site: a SQL condition, or a
-    predicate on the loaded object. Raises OutOfReach (404) otherwise. `lock` takes
-    the row's lock (FOR UPDATE) in the same query, and reads it afresh.
+    predicate on the loaded object. `active_only` leaves out soft-deleted rows
+    (`is_active` false). Raises OutOfReach (404) otherwise. `lock` takes the row's lock
+    (FOR UPDATE) in the same query, and reads it afresh.
+
+    The statement is built once per caller (`_caller_key`) unless `visible_if` is SQL,
+    which callers build afresh on every call.
     """
     keys = inspect(model).primary_key
     if len(keys) != 1:
@@ -168,10 +173,12 @@ def get_or_404(
     subject = _subject(user)
     condition = visible_if if isinstance(visible_if, ColumnElement) else None
     caller = _caller_key(subject) if condition is None else None
-    key = ("get", model, _RULES.get(model), caller, lock)
+    key = ("get", model, _RULES.get(model), caller, active_only, lock)
     statement = _MEMO.get(key) if caller is not None else None
     if statement is None:
         statement = scoped(select(model).where(keys[0] == bindparam("pb_ident")), model, subject)
+        if active_only:
+            statement = statement.where(model.is_active.is_(True))  # type: ignore[attr-defined]
         if condition is not None:
             statement = statement.where(condition)
         if lock:
