@@ -165,7 +165,15 @@ class Remembered(Generic[T]):
         else:
             self._entries = {k: v for k, v in self._entries.items() if k[0] != name}
 
-    def get(self, name: str, load: Callable[[], T], part: Hashable = None) -> T:
+    def get(
+        self,
+        name: str,
+        load: Callable[[], T],
+        part: Hashable = None,
+        keep: Callable[[T], bool] | None = None,
+    ) -> T:
+        """The value of `name` (and `part`), loaded if not remembered or stale; a loaded
+        value `keep` refuses is answered but not remembered."""
         now = time.monotonic()
         # Read before loading: a change made while it loads then invalidates the result.
         generation = current(name)
@@ -174,7 +182,7 @@ class Remembered(Generic[T]):
         if generation is not None and fresh:
             return entry[2]  # type: ignore[index]
         value = load()
-        if generation is None:
+        if generation is None or (keep is not None and not keep(value)):
             self._entries.pop((name, part), None)
         else:
             if len(self._entries) >= self._limit:

@@ -4,9 +4,7 @@ lookup made before the tenant is known cannot bind the request's session to none
 from __future__ import annotations
 
 import logging
-import time
-import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 
@@ -93,26 +91,14 @@ GENERATION_KEY = generations.key(GENERATION_NAME)
 CACHE_SECONDS = 60.0
 
 
-# Every RecentTenants of this process, so a change made here clears them directly
-# (also from a script with no app context); other processes hear of it through Redis.
-_instances: weakref.WeakSet[RecentTenants] = weakref.WeakSet()
-
-
 def changed() -> None:
     """Call after writing the registry: every process forgets what it remembers."""
-    for instance in list(_instances):
-        instance.forget()
     generations.changed(GENERATION_NAME)
 
 
-def _shared_generation() -> Hashable | None:
-    """A value that differs once the registry generation in Redis has changed; None
-    when Redis cannot tell (then nothing may be remembered)."""
-    return generations.current(GENERATION_NAME)
-
-
 class RecentTenants:
-    """`by_slug` for host resolution, remembered until the registry changes.
+    """`by_slug` for host resolution, remembered until the registry changes
+    (core.generations).
 
     Only tenants found are remembered, so a tenant created elsewhere is found at its
     first request. Without Redis nothing is remembered: every request reads the registry.
@@ -122,30 +108,12 @@ class RecentTenants:
         self, engine_factory: Callable[[], Engine], seconds: float = CACHE_SECONDS
     ) -> None:
         self._engine_factory = engine_factory
-        self._seconds = seconds
-        # slug -> (valid until, generation, tenant); whole tuples are swapped, so
-        # threads never see half an entry.
-        self._entries: dict[str, tuple[float, Hashable, Tenant]] = {}
-        _instances.add(self)
-
-    def forget(self) -> None:
-        self._entries = {}
+        self._remembered: generations.Remembered[Tenant | None] = generations.Remembered(seconds)
 
     def by_slug(self, slug: str) -> Tenant | None:
-        now = time.monotonic()
-        # Read before the query: a change made while it runs then invalidates its result.
-        generation = _shared_generation()
-        entry = self._entries.get(slug)
-        if (
-            generation is not None
-            and entry is not None
-            and entry[0] > now
-            and entry[1] == generation
-        ):
-            return entry[2]
-        tenant = by_slug(self._engine_factory(), slug)
-        if tenant is None or generation is None:
-            self._entries.pop(slug, None)
-        else:
-            self._entries[slug] = (now + self._seconds, generation, tenant)
-        return tenant
+        return self._remembered.get(
+            GENERATION_NAME,
+            lambda: by_slug(self._engine_factory(), slug),
+            part=slug,
+            keep=lambda tenant: tenant is not None,
+        )

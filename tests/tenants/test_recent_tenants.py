@@ -13,6 +13,7 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import text
 
+from core import generations
 from tenants import provisioning, registry
 from tenants.admin import admin_engine
 from tests.conftest import host_client, make_tenant
@@ -65,7 +66,7 @@ def test_without_redis_nothing_is_remembered(
 ) -> None:
     slug = new_slug("recent")
     make_tenant(app, slug)
-    monkeypatch.setattr(registry, "_shared_generation", lambda: None)
+    monkeypatch.setattr(generations, "current", lambda name: None)
     recent = registry.RecentTenants(lambda: admin_engine(app), seconds=3600)
     with app.app_context():
         assert recent.by_slug(slug).status == "active"  # type: ignore[union-attr]
