@@ -18,12 +18,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
 from core.app import create_app
+from tests.conftest import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,3 +134,14 @@ def page(browser) -> Iterator[object]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def log_in(page: Any, base: str, email: str, *, landing: str | None = "/") -> None:
+    """Sign in on the tenant at `base` with the suite's password; wait for `landing`
+    (None when a second factor comes next)."""
+    page.goto(base + "/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    if landing is not None:
+        page.wait_for_url(base + landing)

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from core.agents.models import Agent
 from core.db import db
 from core.tenancy import Tenant, tenant_context
-from tests.conftest import PASSWORD
+from tests.e2e.conftest import log_in
 from tests.security.conftest import create_user, sign_in
 
 
@@ -51,14 +51,6 @@ def tenant_url(live_server: str) -> str:
     return f"http://alpha.localhost:{port}"
 
 
-def _log_in(page: Page, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(base + "/")
-
-
 def test_agent_searches_adds_a_customer_and_is_warned_about_a_twin(
     app: Flask, alpha: Tenant, tenant_url: str, page: Page
 ) -> None:
@@ -73,7 +65,7 @@ def test_agent_searches_adds_a_customer_and_is_warned_about_a_twin(
         )
         assert response.status_code == 303, response.text
 
-    _log_in(page, tenant_url, email)
+    log_in(page, tenant_url, email)
     page.goto(tenant_url + "/customers")
     rows = page.locator("#customer-results tbody tr")
     expect(rows).to_have_count(2)
@@ -140,7 +132,7 @@ def test_manager_imports_a_csv_and_reads_the_refused_rows(
         f"Dee,{surname},not-a-date,dee.{surname.lower()}@example.com,bad date\n"
     ).encode()
 
-    _log_in(page, tenant_url, email)
+    log_in(page, tenant_url, email)
     page.goto(tenant_url + "/customers/import")
     page.set_input_files(
         "input[name=file]", {"name": "book.csv", "mimeType": "text/csv", "buffer": csv}

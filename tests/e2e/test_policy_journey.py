@@ -29,7 +29,8 @@ from tenants import registry
 from tenants.admin import admin_engine
 from tenants.plugin_cli import enable_plugin
 from tenants.provisioning import delete_tenant
-from tests.conftest import PASSWORD, make_tenant
+from tests.conftest import make_tenant
+from tests.e2e.conftest import log_in
 from tests.security.conftest import create_user, sign_in
 
 LINES = {"premium_motor": "motor_private_car", "premium_life": "term_life"}
@@ -68,14 +69,6 @@ def _agent(app: Flask, tenant: Tenant) -> str:
     return email
 
 
-def _log_in(page: Page, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(base + "/")
-
-
 def test_agent_quotes_motor_live_binds_issues_then_quotes_life(
     app: Flask, brokerage: Tenant, live_server: str, page: Page
 ) -> None:
@@ -96,7 +89,7 @@ def test_agent_quotes_motor_live_binds_issues_then_quotes_life(
     )
     assert response.status_code == 303, response.text
 
-    _log_in(page, base, email)
+    log_in(page, base, email)
     page.goto(base + "/customers")
     page.get_by_role("searchbox", name="Search customers").press_sequentially(surname, delay=30)
     rows = page.locator("#customer-results tbody tr")

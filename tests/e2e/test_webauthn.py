@@ -14,7 +14,7 @@ from sqlalchemy import select
 from core.db import db
 from core.security.models import User, WebAuthn
 from core.tenancy import Tenant, tenant_context
-from tests.conftest import PASSWORD
+from tests.e2e.conftest import log_in
 from tests.security.conftest import create_user
 
 VIRTUAL_KEY = {
@@ -24,13 +24,6 @@ VIRTUAL_KEY = {
     "hasUserVerification": True,
     "isUserVerified": True,
 }
-
-
-def log_in_with_password(page: Page, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
 
 
 def test_register_a_security_key_then_sign_in_with_it(
@@ -46,7 +39,7 @@ def test_register_a_security_key_then_sign_in_with_it(
     key = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL_KEY})["authenticatorId"]
 
     # Signed in with a password, the user registers the key from their account.
-    log_in_with_password(page, base, email)
+    log_in(page, base, email, landing=None)
     page.wait_for_url(base + "/")
     page.goto(base + "/account")
     page.get_by_role("link", name="Manage security keys").click()
@@ -65,7 +58,7 @@ def test_register_a_security_key_then_sign_in_with_it(
     page.wait_for_url(base + "/login")
 
     # The password alone no longer signs in: the key is asked for, and signs.
-    log_in_with_password(page, base, email)
+    log_in(page, base, email, landing=None)
     page.wait_for_url(f"{base}/wan-signin**")
     expect(page.get_by_role("heading", name="Use a Passkey as a Second Factor")).to_be_visible()
     page.locator("#wan-signin-form [type=submit]").click()
