@@ -32,7 +32,7 @@ from sqlalchemy import ARRAY, Integer, any_, bindparam, func, select, true, upda
 
 from core import audit, plugins
 from core.db import db
-from core.hookspecs import Premium, Refusal
+from core.hookspecs import Premium
 from core.hookspecs import RateTable as TableSpec
 from core.jobs import JobContext, job_type
 from core.money import ZERO, round_cents
@@ -40,7 +40,7 @@ from core.policies import renewals, terms
 from core.policies.models import IN_FORCE, OFFERED, Policy, PolicyVersion, RenewalOffer
 from core.products import lines, queries, rating
 from core.products.models import Product, ProductVersion
-from core.products.rules import RatingRefused, risk_field
+from core.products.rules import RatingRefused
 
 RERATE_JOB = "policies.rerate_book"
 # Re-rating a book is the catalogue's business: managers and admins.
@@ -131,7 +131,7 @@ class Tariffs:
     def __init__(self, product: Product, declared: lines.DeclaredLine) -> None:
         self.product = product
         # Read once: an ORM attribute costs more than a local, a hundred thousand times.
-        self.line_code = product.line_code
+        self.line_code, self.product_name = product.line_code, product.name
         self.declared = declared
         self._versions = queries.versions(product.id)  # oldest first
         self._starts = [v.effective_from for v in self._versions]
@@ -154,20 +154,16 @@ def _rate(
     if found is None:
         raise RatingRefused({"start_date": [f"No version is in force on {start}."]})
     version, table = found
-    try:
-        # The risk is as it was stored, which is as rating cleaned it, aged by whole
-        # numbers (renewals.next_risk): nothing to clean again.
-        premium = compute(
-            product_line=tariffs.line_code,
-            risk=risk,
-            rate_table=table,
-            start_date=start,
-        )
-    except Refusal as refusal:
-        errors = {risk_field(name): [message] for name, message in refusal.errors.items()}
-        raise RatingRefused(errors or {"risk": [refusal.message]}) from None
-    if not isinstance(premium, Premium):
-        raise RatingRefused({"product": ["The product line cannot be rated at the moment."]})
+    # The risk is as it was stored, which is as rating cleaned it, aged by whole numbers
+    # (renewals.next_risk): nothing to clean again.
+    premium = rating.premium_of(
+        tariffs.line_code,
+        risk,
+        table,
+        start,
+        product_name=tariffs.product_name,
+        compute=compute,
+    )
     return premium, version, table
 
 

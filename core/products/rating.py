@@ -14,10 +14,11 @@ refused (`risk.zone`), or `risk` for the risk as a whole.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from core import plugins
@@ -155,18 +156,24 @@ def trace_of(steps: Sequence[RatingStep]) -> list[dict[str, Any]]:
     ]
 
 
-def _compute(
-    product: Product | queries.Offer,
-    version: ProductVersion | queries.OfferedVersion,
-    declared: lines.DeclaredLine,
-    table: TableSpec,
+def premium_of(
+    line_code: str,
     risk: dict[str, Any],
+    table: TableSpec,
     start_date: date,
-) -> Rated:
+    *,
+    product_name: str = "The product",
+    compute: Callable[..., Any] | None = None,
+) -> Premium:
+    """The line's plugin's premium for `risk`. RatingRefused names each field the
+    plugin refused, or says the line cannot be rated now: the plugin does not rate it
+    (yet), or it failed and was disabled. `compute` is the hook as bulk work prepared
+    it once (`plugins.PluginHost.prepared`); by default, an ordinary hook call."""
+    if compute is None:
+        compute = partial(plugins.call, "powerbuyer_compute_premium")
     try:
-        premium = plugins.call(
-            "powerbuyer_compute_premium",
-            product_line=product.line_code,
+        premium = compute(
+            product_line=line_code,
             risk=risk,
             rate_table=table,
             start_date=start_date,
@@ -175,10 +182,21 @@ def _compute(
         errors = {risk_field(name): [message] for name, message in refusal.errors.items()}
         raise RatingRefused(errors or {"risk": [refusal.message]}) from None
     if not isinstance(premium, Premium):
-        # The plugin does not rate this line (yet), or it failed and was disabled.
         raise RatingRefused(
-            {"product": [f"{product.name} cannot be rated at the moment; try again later."]}
+            {"product": [f"{product_name} cannot be rated at the moment; try again later."]}
         )
+    return premium
+
+
+def _compute(
+    product: Product | queries.Offer,
+    version: ProductVersion | queries.OfferedVersion,
+    declared: lines.DeclaredLine,
+    table: TableSpec,
+    risk: dict[str, Any],
+    start_date: date,
+) -> Rated:
+    premium = premium_of(product.line_code, risk, table, start_date, product_name=product.name)
     return Rated(
         product=product,
         version=version,
