@@ -99,21 +99,9 @@ def ours_app() -> Flask:
     """The product's app, configured as a deployment would be."""
     from core.app import create_app
 
-    name = make_url(database_url()).database
     # Start-up warnings (no SMTP server configured) are not what this bench reports.
     logging.getLogger("plugins").setLevel(logging.ERROR)
-    return create_app(
-        {
-            "DATABASE_URL": database_url(),
-            "DATABASE_ADMIN_URL": None,
-            "REDIS_URL": redis_url(),
-            # Roles are cluster-wide; the prefix keeps the bench's apart from the rest.
-            "DB_ROLE_PREFIX": f"{name}__",
-            "APP_DB_ROLE": f"{name}__app",
-            "RQ_QUEUE_PREFIX": f"pbbench:{name}",
-            "SERVER_NAME": SERVER_NAME,
-        }
-    )
+    return create_app(common.ours_config(database_url(), redis_url(), SERVER_NAME))
 
 
 def provision() -> int:
@@ -136,17 +124,9 @@ def provision() -> int:
 
 def bare_app() -> Flask:
     """A bare Flask + Flask-SQLAlchemy app: one view, one query, no auth, no tenant."""
-    from flask_sqlalchemy import SQLAlchemy
     from sqlalchemy import text
 
-    from core.config import load_config
-
-    app = Flask("bare")
-    app.config["SQLALCHEMY_DATABASE_URI"] = (
-        make_url(database_url()).set(drivername="postgresql+psycopg").render_as_string(False)
-    )
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = load_config()["SQLALCHEMY_ENGINE_OPTIONS"]
-    db = SQLAlchemy(app)
+    app, db = common.bare_app("bare", database_url())
     with app.app_context():
         schema = db.session.scalar(
             text("SELECT schema_name FROM public.tenants WHERE slug = :slug"), {"slug": SLUG}

@@ -42,8 +42,26 @@ def ours_config(database_url: str, redis_url: str, server_name: str) -> dict[str
     }
 
 
+def bare_app(name: str, database_url: str) -> tuple[Any, Any]:
+    """The baseline's start: a bare Flask app with Flask-SQLAlchemy on the bench
+    database, with the product's driver and engine options (pool_pre_ping): checking
+    pooled connections is no part of what the benches compare. (app, db)."""
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
+
+    from core.config import load_config
+
+    app = Flask(name)
+    app.config["SQLALCHEMY_DATABASE_URI"] = (
+        make_url(database_url).set(drivername="postgresql+psycopg").render_as_string(False)
+    )
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = load_config()["SQLALCHEMY_ENGINE_OPTIONS"]
+    return app, SQLAlchemy(app)
+
+
 def serve(app: Any) -> None:
-    """Child process: serve `app` over HTTP/1.1 with keep-alive; print the port."""
+    """Child process: serve `app` over HTTP/1.1 (werkzeug answers each request with
+    `Connection: close`, for both apps alike); print the port."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class KeepAlive(WSGIRequestHandler):

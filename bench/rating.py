@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from flask import Flask, jsonify, request  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench import common  # noqa: E402
 from bench.common import (  # noqa: E402
     Client,
     Figures,
@@ -106,17 +107,9 @@ def provision() -> int:
 
 def bare_app() -> Flask:
     """A bare Flask + Flask-SQLAlchemy app: one view inserting one row; no auth, no tenant."""
-    from flask_sqlalchemy import SQLAlchemy
     from sqlalchemy import text
 
-    from core.config import load_config
-
-    app = Flask("bare")
-    app.config["SQLALCHEMY_DATABASE_URI"] = (
-        make_url(database_url()).set(drivername="postgresql+psycopg").render_as_string(False)
-    )
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = load_config()["SQLALCHEMY_ENGINE_OPTIONS"]
-    db = SQLAlchemy(app)
+    app, db = common.bare_app("bare", database_url())
     with app.app_context():
         db.session.execute(
             text(
