@@ -5,61 +5,35 @@ from __future__ import annotations
 
 import random
 import string
-import uuid
-from dataclasses import dataclass
-from datetime import date
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from core.agents.models import Agent
 from core.customers.models import Customer
 from core.customers.queries import PAGE_SIZE
 from core.db import db
 from core.tenancy import Tenant, tenant_context
 from tests.conftest import HostClient
 from tests.customers.conftest import manage_agents
-from tests.security.conftest import create_user, sign_in
-
-
-@dataclass(frozen=True)
-class Staff:
-    email: str
-    agent_id: int | None
-
-
-def _staff(app: Flask, tenant: Tenant, role: str, *, agent: bool) -> Staff:
-    email = f"{role}.{uuid.uuid4().hex[:8]}@{tenant.slug}.example.com"
-    user_id = create_user(app, tenant, email, [role])
-    agent_id = None
-    if agent:
-        with app.app_context(), tenant_context(tenant):
-            profile = Agent(
-                user_id=user_id,
-                licence_number=f"LIC-{user_id}",
-                licence_expires_on=date(2099, 1, 1),
-            )
-            db.session.add(profile)
-            db.session.commit()
-            agent_id = profile.id
-    return Staff(email, agent_id)
+from tests.products.fixtures import Staff, make_staff
+from tests.security.conftest import sign_in
 
 
 @pytest.fixture(scope="module")
 def agent(app: Flask, alpha: Tenant) -> Staff:
-    return _staff(app, alpha, "agent", agent=True)
+    return make_staff(app, alpha, "agent", agent=True)
 
 
 @pytest.fixture(scope="module")
 def other_agent(app: Flask, alpha: Tenant) -> Staff:
-    return _staff(app, alpha, "agent", agent=True)
+    return make_staff(app, alpha, "agent", agent=True)
 
 
 @pytest.fixture(scope="module")
 def manager(app: Flask, alpha: Tenant, agent: Staff) -> Staff:
     """The manager of `agent`'s team: a manager sees the customers of their subtree."""
-    staff = _staff(app, alpha, "manager", agent=False)
+    staff = make_staff(app, alpha, "manager")
     manage_agents(app, alpha, staff.email, [agent.agent_id])
     return staff
 
@@ -201,7 +175,7 @@ def test_out_of_reach_customers_are_404(app, alpha, beta, agent, other_agent) ->
     assert client.get(f"/customers/{mine}").status_code == 200
     assert client.get(f"/customers/{theirs}").status_code == 404
 
-    beta_manager = _staff(app, beta, "manager", agent=False)
+    beta_manager = make_staff(app, beta, "manager")
     beta_client = sign_in(app, "beta", beta_manager.email)
     assert beta_client.get(f"/customers/{mine}").status_code == 404
 
