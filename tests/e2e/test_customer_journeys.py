@@ -7,18 +7,15 @@ from __future__ import annotations
 import random
 import string
 import subprocess
-import uuid
-from datetime import date
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from core.agents.models import Agent
-from core.db import db
-from core.tenancy import Tenant, tenant_context
+from core.tenancy import Tenant
 from tests.e2e.conftest import log_in
-from tests.security.conftest import create_user, sign_in
+from tests.products.fixtures import make_staff
+from tests.security.conftest import sign_in
 
 
 def _word() -> str:
@@ -26,23 +23,6 @@ def _word() -> str:
     return random.choice(string.ascii_uppercase) + "".join(
         random.choices(string.ascii_lowercase, k=9)
     )
-
-
-def _staff(app: Flask, tenant: Tenant, role: str, *, agent: bool) -> str:
-    """A new user of `tenant` with `role` (and an agent profile if `agent`); its email."""
-    email = f"{role}.{uuid.uuid4().hex[:8]}@{tenant.slug}.example.com"
-    user_id = create_user(app, tenant, email, [role])
-    if agent:
-        with app.app_context(), tenant_context(tenant):
-            db.session.add(
-                Agent(
-                    user_id=user_id,
-                    licence_number=f"LIC-{user_id}",
-                    licence_expires_on=date(2099, 1, 1),
-                )
-            )
-            db.session.commit()
-    return email
 
 
 @pytest.fixture
@@ -54,7 +34,7 @@ def tenant_url(live_server: str) -> str:
 def test_agent_searches_adds_a_customer_and_is_warned_about_a_twin(
     app: Flask, alpha: Tenant, tenant_url: str, page: Page
 ) -> None:
-    email = _staff(app, alpha, "agent", agent=True)
+    email = make_staff(app, alpha, "agent", agent=True).email
     # Two customers already in the agent's book, so the search has something to narrow.
     seeded = [_word(), _word()]
     client = sign_in(app, "alpha", email)
@@ -122,7 +102,7 @@ def test_agent_searches_adds_a_customer_and_is_warned_about_a_twin(
 def test_manager_imports_a_csv_and_reads_the_refused_rows(
     app: Flask, alpha: Tenant, tenant_url: str, worker: subprocess.Popen, page: Page
 ) -> None:
-    email = _staff(app, alpha, "manager", agent=False)
+    email = make_staff(app, alpha, "manager").email
     surname = _word()
     csv = (
         "Given name,Surname,DOB,E-mail,Comment\n"

@@ -20,7 +20,6 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from core.agents.models import Agent
 from core.db import db
 from core.products import operations as products
 from core.security.models import User
@@ -31,7 +30,8 @@ from tenants.plugin_cli import enable_plugin
 from tenants.provisioning import delete_tenant
 from tests.conftest import make_tenant
 from tests.e2e.conftest import log_in
-from tests.security.conftest import create_user, sign_in
+from tests.products.fixtures import make_staff
+from tests.security.conftest import sign_in
 
 LINES = {"premium_motor": "motor_private_car", "premium_life": "term_life"}
 
@@ -54,26 +54,11 @@ def brokerage(app: Flask) -> Iterator[Tenant]:
             delete_tenant(admin_engine(app), tenant.slug)
 
 
-def _agent(app: Flask, tenant: Tenant) -> str:
-    email = f"agent.{uuid.uuid4().hex[:8]}@{tenant.slug}.example.com"
-    user_id = create_user(app, tenant, email, ["agent"])
-    with app.app_context(), tenant_context(tenant):
-        db.session.add(
-            Agent(
-                user_id=user_id,
-                licence_number=f"LIC-{user_id}",
-                licence_expires_on=date(2099, 1, 1),
-            )
-        )
-        db.session.commit()
-    return email
-
-
 def test_agent_quotes_motor_live_binds_issues_then_quotes_life(
     app: Flask, brokerage: Tenant, live_server: str, page: Page
 ) -> None:
     base = f"http://{brokerage.slug}.localhost:{live_server.rsplit(':', 1)[1]}"
-    email = _agent(app, brokerage)
+    email = make_staff(app, brokerage, "agent", agent=True).email
     surname = random.choice(string.ascii_uppercase) + "".join(
         random.choices(string.ascii_lowercase, k=9)
     )
