@@ -20,7 +20,7 @@ from redis import Redis
 
 from core import dbroles, embedded, logs
 from core.config import check_production, load_config
-from core.db import db
+from core.db import db, keep_prepared_statements
 from core.notify import SecurityMailUtil
 from core.security import accounts, authz, throttle
 from core.security.datastore import TenantUserDatastore
@@ -75,6 +75,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     _connect_redis(app)
 
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            keep_prepared_statements(engine)
     app.session_interface = TenantSessionInterface()
     # CSRFProtect must be initialised before Security, which relies on it.
     csrf.init_app(app)
