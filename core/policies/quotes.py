@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from core import audit
 from core.agents import queries as agent_queries
@@ -72,20 +72,19 @@ class _Customer(NamedTuple):
     agent_id: int | None
 
 
+def _customer_statement() -> Select[tuple[int, int | None]]:
+    return select(Customer.id, Customer.agent_id).where(
+        Customer.id == bindparam("customer_id"), Customer.is_active.is_(True)
+    )
+
+
 def _customer_in_reach(customer_id: int, user: Any) -> _Customer:
     """The customer's id and agent if active and within reach, OutOfReach otherwise.
     A quote needs no more of the record, so none of it (personal data) is read."""
     if not 0 < customer_id <= INT_MAX:
         raise scope.OutOfReach()
-    row = db.session.execute(
-        scope.scoped(
-            select(Customer.id, Customer.agent_id).where(
-                Customer.id == customer_id, Customer.is_active.is_(True)
-            ),
-            Customer,
-            user,
-        )
-    ).one_or_none()
+    statement = scope.scoped_once("quotes.customer", _customer_statement, Customer, user)
+    row = db.session.execute(statement, {"customer_id": customer_id}).one_or_none()
     if row is None:
         raise scope.OutOfReach()
     return _Customer(row.id, row.agent_id)

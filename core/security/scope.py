@@ -147,6 +147,27 @@ def scoped(statement: Select[Any], model: type, user: Any = None) -> Select[Any]
     return statement.where(visible(model, user))
 
 
+def scoped_once(
+    name: str, build: Callable[[], Select[Any]], model: type, user: Any = None
+) -> Select[Any]:
+    """`scoped(build(), model, user)`, built once per caller (`_caller_key`) and `name`.
+
+    For a statement a request runs every time, with its values as bind parameters:
+    building it and hashing it into SQLAlchemy's cache key then happen once, not on
+    every call (the key is memoized on the statement object).
+    """
+    subject = _subject(user)
+    caller = _caller_key(subject)
+    if caller is None:
+        return scoped(build(), model, subject)
+    key = ("scoped", name, model, _RULES.get(model), caller)
+    statement = _MEMO.get(key)
+    if statement is None:
+        statement = scoped(build(), model, subject)
+        _remember(key, statement)
+    return statement
+
+
 def get_or_404(
     model: type[T],
     ident: Any,

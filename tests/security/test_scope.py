@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask, current_app
 from flask_login import AnonymousUserMixin
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core import settings
@@ -170,3 +170,32 @@ def test_remembered_reach_follows_the_setting_and_the_callers_roles(book: dict) 
         agent.roles.remove(role)
     with pytest.raises(scope.OutOfReach):
         scope.get_or_404(Probe, theirs.id, user=agent)
+
+
+def _labels_once(user: object) -> list[str]:
+    def build() -> object:
+        return select(Probe.label).where(Probe.id > bindparam("after")).order_by(Probe.label)
+
+    statement = scope.scoped_once("probe.labels", build, Probe, user)
+    return list(db.session.scalars(statement, {"after": 0}))
+
+
+def test_a_statement_built_once_is_each_callers_own_and_follows_the_setting(
+    book: dict,
+) -> None:
+    agent, manager = book["agent"], book["manager"]
+    other = db.session.scalars(
+        select(User).where(User.email == "other.agent@alpha.example.com")
+    ).one()
+    for _ in range(2):  # the second time round, each is the remembered statement
+        assert _labels_once(agent) == ["mine"]
+        assert _labels_once(other) == ["theirs"]
+        assert _labels_once(manager) == ["mine", "theirs"]
+    assert scope.scoped_once("probe.labels", lambda: select(Probe.label), Probe, agent) is (
+        scope.scoped_once("probe.labels", lambda: select(Probe.id), Probe, agent)
+    )
+    settings.set(scope.BOOK_SCOPE_SETTING, "all")
+    assert _labels_once(agent) == ["mine", "theirs"]
+    settings.set(scope.BOOK_SCOPE_SETTING, "own")
+    assert _labels_once(agent) == ["mine"]
+    assert _labels_once(AnonymousUserMixin()) == []
