@@ -107,7 +107,10 @@ def next_risk(risk: Mapping[str, Any], years: int) -> dict[str, Any]:
     """The risk as it stands `years` later (AGEING_FIELDS); other fields as they are."""
     moved = dict(risk)
     for name, per_year in AGEING_FIELDS.items():
-        value = _whole(moved.get(name))
+        # A line has some of these fields only (motor no `issue_age`, life no car).
+        if name not in moved:
+            continue
+        value = _whole(moved[name])
         if value is not None:
             moved[name] = value + per_year * years
     return moved

@@ -17,18 +17,23 @@ policy with its current version (a LATERAL join), the product version in force o
 each renewal date is looked up once per date, and the open offers of a chunk are
 read in one query and updated together. Rating itself is the plugin's, one risk at
 a time, through the same hook core.products.rating uses.
+
+The per-policy work around the hook call is what bounds the job (a hundred thousand
+policies), so it is kept to the rating itself: rows come as plain tuples, a chunk's
+risks are decoded from JSON in one go, and the tariff of a renewal date is found once.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import ARRAY, Integer, any_, bindparam, func, select, true, update
+from sqlalchemy import Text, cast, func, select, true, update
 
 from core import audit, plugins
 from core.db import db
@@ -39,7 +44,7 @@ from core.money import ZERO, round_cents
 from core.policies import renewals, terms
 from core.policies.models import IN_FORCE, OFFERED, Policy, PolicyVersion, RenewalOffer
 from core.products import lines, queries, rating
-from core.products.models import Product, ProductVersion
+from core.products.models import Product
 from core.products.rules import RatingRefused
 
 RERATE_JOB = "policies.rerate_book"
@@ -54,6 +59,17 @@ BANDS = (
     "-10% to -5%",
     "-5% to 0%",
     "unchanged",
+    "0% to 5%",
+    "5% to 10%",
+    "10% and more",
+)
+# The bands of a change, by the bound (in percent, excluded) each one is below; the
+# last one is above them all. Decimals, so no bound is converted per comparison.
+_BOUNDS = tuple(Decimal(bound) for bound in (-10, -5, 0, 5, 10))
+_BANDS_BY_BOUND = (
+    "below -10%",
+    "-10% to -5%",
+    "-5% to 0%",
     "0% to 5%",
     "5% to 10%",
     "10% and more",
@@ -110,23 +126,16 @@ def band(old: Decimal, new: Decimal) -> str:
     if new == old:
         return "unchanged"
     percent = (new - old) * 100 / old if old else Decimal(100)
-    for name, below in (
-        ("below -10%", -10),
-        ("-10% to -5%", -5),
-        ("-5% to 0%", 0),
-        ("0% to 5%", 5),
-        ("5% to 10%", 10),
-    ):
-        if percent < below:
-            return name
-    return "10% and more"
+    # The first band whose bound the change is below (bisect_right: a change of exactly
+    # -10% is "-10% to -5%"), else the last.
+    return _BANDS_BY_BOUND[bisect.bisect_right(_BOUNDS, percent)]
 
 
 class Tariffs:
-    """The product version (and its table) in force on each renewal date. The product's
-    versions are read once, and each version's table decoded once: a book has a few
-    versions and hundreds of renewal dates, and one table object lets the plugin
-    remember its check of it."""
+    """The product version (its id and table) in force on each renewal date. The
+    product's versions are read once, each version's table decoded once, and each date
+    looked up once: a book has a few versions, hundreds of renewal dates and a hundred
+    thousand policies, and one table object lets the plugin remember its check of it."""
 
     def __init__(self, product: Product, declared: lines.DeclaredLine) -> None:
         self.product = product
@@ -135,25 +144,37 @@ class Tariffs:
         self.declared = declared
         self._versions = queries.versions(product.id)  # oldest first
         self._starts = [v.effective_from for v in self._versions]
+        # Read now: each chunk's commit expires the versions, and an expired one's id
+        # is a query.
+        self._ids = [v.id for v in self._versions]
         self._tables: dict[int, TableSpec] = {}
+        self._days: dict[date, tuple[int, TableSpec] | None] = {}
 
-    def on(self, day: date) -> tuple[ProductVersion, TableSpec] | None:
+    def on(self, day: date) -> tuple[int, TableSpec] | None:
+        """(id, table) of the version in force on `day`; None before the first."""
+        if day not in self._days:
+            self._days[day] = self._find(day)
+        return self._days[day]
+
+    def _find(self, day: date) -> tuple[int, TableSpec] | None:
         index = bisect.bisect_right(self._starts, day) - 1
         if index < 0:
             return None
-        version = self._versions[index]
-        if version.id not in self._tables:
-            self._tables[version.id] = rating.table_of(version, self.declared)
-        return version, self._tables[version.id]
+        version_id = self._ids[index]
+        if version_id not in self._tables:
+            self._tables[version_id] = rating.table_of(self._versions[index], self.declared)
+        return version_id, self._tables[version_id]
 
 
 def _rate(
     tariffs: Tariffs, compute: Callable[..., Any], risk: dict[str, Any], start: date
-) -> tuple[Premium, ProductVersion, TableSpec]:
+) -> tuple[Premium, int, TableSpec]:
+    """The premium of `risk` renewing on `start`, the id of the product version it was
+    rated on, and its table."""
     found = tariffs.on(start)
     if found is None:
         raise RatingRefused({"start_date": [f"No version is in force on {start}."]})
-    version, table = found
+    version_id, table = found
     # The risk is as it was stored, which is as rating cleaned it, aged by whole numbers
     # (renewals.next_risk): nothing to clean again.
     premium = rating.premium_of(
@@ -164,7 +185,7 @@ def _rate(
         product_name=tariffs.product_name,
         compute=compute,
     )
-    return premium, version, table
+    return premium, version_id, table
 
 
 def _current_version() -> Any:
@@ -178,20 +199,39 @@ def _current_version() -> Any:
     )
 
 
-def _chunk(product_id: int, after: int) -> list[Any]:
+# A policy in force: (id, end date, its current version's risk and premium).
+Current = tuple[int, date, dict[str, Any], Decimal]
+
+
+def _chunk(product_id: int, after: int) -> list[Current]:
     """Policies in force of the product after id `after`, with their current risk and
     premium (the trace, which is large, only where an offer needs it: `_open_offers`)."""
-    current = _current_version()
-    # Plain rows through the session's connection: no ORM row processing for columns.
-    return list(
-        db.session.connection().execute(
-            select(Policy.id, Policy.end_date, current.c.risk, current.c.premium)
-            .join(current, true())
-            .where(Policy.product_id == product_id, Policy.state == IN_FORCE, Policy.id > after)
-            .order_by(Policy.id)
-            .limit(CHUNK)
-        )
+    current = (
+        # The risk as JSON text, decoded below: jsonb would be decoded row by row.
+        select(cast(PolicyVersion.risk, Text).label("risk"), PolicyVersion.premium)
+        .where(PolicyVersion.policy_id == Policy.id)
+        .order_by(PolicyVersion.version.desc())
+        .limit(1)
+        .lateral("current")
     )
+    statement = (
+        select(Policy.id, Policy.end_date, current.c.risk, current.c.premium)
+        .join(current, true())
+        .where(Policy.product_id == product_id, Policy.state == IN_FORCE, Policy.id > after)
+        .order_by(Policy.id)
+        .limit(CHUNK)
+    )
+    # Plain rows through the session's connection: no ORM row processing for columns.
+    rows = db.session.connection().execute(statement).all()
+    if not rows:
+        return []
+    # The chunk's risks parsed as one JSON array: one call of the parser, not a
+    # thousand (the same objects: each risk is one JSON object of the array).
+    risks = json.loads(f"[{','.join([row[2] for row in rows])}]")
+    return [
+        (policy_id, end_date, risk, premium)
+        for (policy_id, end_date, _, premium), risk in zip(rows, risks, strict=True)
+    ]
 
 
 class OpenOffer(NamedTuple):
@@ -201,20 +241,26 @@ class OpenOffer(NamedTuple):
     current_trace: list[dict[str, Any]]
 
 
-def _open_offers(policy_ids: list[int]) -> dict[int, OpenOffer]:
+def _open_offers(product_id: int, after: int, last: int) -> dict[int, OpenOffer]:
     """Policy id -> its open offer for the next term, with the current version's trace
-    the explanation starts from. Most policies of a chunk have no open offer, so the
-    (large) traces are read only for those that do: two queries at most per chunk."""
-    offers = db.session.execute(
+    the explanation starts from, for the product's policies with ids after `after` up
+    to `last`: a chunk's (`_chunk`), and maybe some it left out, no longer in force,
+    which no one looks up. Most policies of a chunk have no open offer, so the (large)
+    traces are read only for those that do: two queries at most per chunk."""
+    statement = (
         select(RenewalOffer.id, RenewalOffer.policy_id, RenewalOffer.premium, RenewalOffer.trace)
         .join(Policy, Policy.id == RenewalOffer.policy_id)
         .where(
-            # One array parameter, not a thousand placeholders to send and parse.
-            RenewalOffer.policy_id == any_(bindparam("ids", policy_ids, type_=ARRAY(Integer))),
+            # The chunk's range of ids, not its thousand ids to send (and dump one by one).
+            Policy.product_id == product_id,
+            RenewalOffer.policy_id > after,
+            RenewalOffer.policy_id <= last,
             RenewalOffer.status == OFFERED,
             RenewalOffer.start_date == Policy.end_date,
         )
-    ).all()
+    )
+    # Plain rows through the session's connection, as `_chunk`.
+    offers = db.session.connection().execute(statement).all()
     if not offers:
         return {}
     current = _current_version()
@@ -263,21 +309,21 @@ def rerate(line_code: str, progress: Callable[[int, int], None] | None = None) -
         rows = _chunk(product_id, after)
         if not rows:
             break
-        offers = _open_offers([row.id for row in rows])
+        offers = _open_offers(product_id, after, rows[-1][0])
         changed: list[dict[str, Any]] = []
-        for row in rows:
-            report.policies += 1
-            risk = renewals.next_risk(row.risk, terms.term_years(row.risk))
+        report.policies += len(rows)
+        for policy_id, end_date, current_risk, current_premium in rows:
+            risk = renewals.next_risk(current_risk, terms.term_years(current_risk))
             try:
-                premium, version, table = _rate(tariffs, compute, risk, row.end_date)
+                premium, version_id, table = _rate(tariffs, compute, risk, end_date)
             except RatingRefused as exc:
                 report.refused += 1
                 if len(report.refusals) < REFUSALS_REPORTED:
-                    report.refusals.append({"policy_id": row.id, "errors": exc.errors})
+                    report.refusals.append({"policy_id": policy_id, "errors": exc.errors})
                 continue
             new = round_cents(premium.premium)
-            report.count(row.id, row.premium, new)
-            offer = offers.get(row.id)
+            report.count(policy_id, current_premium, new)
+            offer = offers.get(policy_id)
             if offer is None:
                 continue
             trace = rating.trace_of(premium.trace)
@@ -288,16 +334,18 @@ def rerate(line_code: str, progress: Callable[[int, int], None] | None = None) -
                     "id": offer.id,
                     "premium": new,
                     "trace": trace,
-                    "explanation": renewals.explain(offer.current_trace, trace, row.premium, new),
+                    "explanation": renewals.explain(
+                        offer.current_trace, trace, current_premium, new
+                    ),
                     "risk": rating.clean_risk(risk),
-                    "product_version_id": version.id,
+                    "product_version_id": version_id,
                     "rate_table_version": table.version,
                 }
             )
         _update_offers(changed)
         report.offers_refreshed += len(changed)
         db.session.commit()
-        after = rows[-1].id
+        after = rows[-1][0]
         if progress is not None:
             progress(report.policies, total)
     return report

@@ -48,7 +48,9 @@ def term_years(risk: Mapping[str, Any]) -> int:
     """How many years a term of this risk runs: `term_years` when the line rates on it
     (term life), else one."""
     value = risk.get("term_years")
-    if isinstance(value, bool):
+    # Most lines (motor) have no `term_years`: answered before any parsing, since a
+    # bulk re-rating asks for every policy of a book.
+    if value is None or isinstance(value, bool):
         return 1
     try:
         years = int(str(value))

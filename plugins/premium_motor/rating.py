@@ -22,6 +22,7 @@ and new side by side: "no-claim bonus 35% → 45%: -1,021.53".
 from __future__ import annotations
 
 import weakref
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from core.hookspecs import Premium, RateTable, RatingStep, Refusal
 from core.money import ZERO, round_cents
 
-from .risk import plain, read_risk
+from .risk import plain, read_risk, risk_rules
 from .tariff import CODE, check_tariff
 
 
@@ -53,14 +54,64 @@ class _Trace:
         return result
 
 
+class _Tariff:
+    """A checked tariff as rating looks it up, worked out once per table rather than
+    once per risk: the bounds of its bands (a band is found by bisection, the bounds
+    being increasing, as the check makes sure), each band's text, and each rounded
+    fixed amount. The values are the tariff's own objects, so a trace is the same as
+    when they were looked up entry by entry."""
+
+    def __init__(self, tariff: Mapping[str, Any], currency: str) -> None:
+        self.currency = currency
+        self.risk_rules = risk_rules(tariff)
+        bands = tariff["engine_bands_cc"]
+        self.engine_bounds = bands[:-1]  # the last band has no upper bound
+        self.band_labels = [_band_label(bands, index) for index in range(len(bands))]
+        self.third_party = [
+            (amount, round_cents(amount)) for amount in tariff["third_party_by_engine_band"]
+        ]
+        depreciation = tariff["depreciation"]
+        # Every age up to the agreed-value age has an entry (the check).
+        self.depreciation_ages = [entry["max_age_months"] for entry in depreciation]
+        self.depreciation = [(entry["rate"], _percent(entry["rate"])) for entry in depreciation]
+        # Zone -> (the age bounds but the last, open band's; each band's rates).
+        self.own_damage = {
+            zone: ([row["max_age_months"] for row in rows[:-1]], [row["rates"] for row in rows])
+            for zone, rows in tariff["own_damage_rate_percent"].items()
+        }
+        self.deductibles = {
+            entry["deductible"]: _Deductible(entry["deductible"], entry["rate"], entry["cap"])
+            for entry in tariff["voluntary_deductible_discount"]
+        }
+        levels = tariff["no_claim_bonus"]
+        self.bonus_years = [level["claim_free_years"] for level in levels]
+        # None below the first level: rate 0.
+        rates = [Decimal(0), *(level["rate"] for level in levels)]
+        self.bonus = [(rate, _percent(rate)) for rate in rates]
+
+
+class _Deductible:
+    """A voluntary deductible's discount: its rate, its cap, and its factor's text. A
+    risk's deductible is equal to the entry's (it is looked up by it), and `plain`
+    writes equal amounts alike ("5E+3" and "5000.00" as 5,000), so the text is the
+    same as if written from the risk's."""
+
+    def __init__(self, deductible: Decimal, rate: Decimal, cap: Decimal) -> None:
+        self.rate, self.cap, self.rounded_cap = rate, cap, round_cents(cap)
+        self.factor = (
+            f"{_percent(rate)} up to {plain(cap, grouping=True)}"
+            f" (deductible {plain(deductible, grouping=True)})"
+        )
+
+
 def rate(risk: Mapping[str, Any], table: RateTable) -> Premium:
     """The annual premium of `risk` on `table`, with its trace; `Refusal` naming every
     bad risk field (or every bad entry of a broken table, as `rate_table.<path>`)."""
-    tariff, currency = _tariff(table)
-    motor = read_risk(risk, tariff)
+    tariff = _tariff(table)
+    motor = read_risk(risk, tariff.risk_rules)
     trace = _Trace(table.version)
-    bands = tariff["engine_bands_cc"]
-    band = next(i for i, bound in enumerate(bands) if bound is None or motor.engine_cc <= bound)
+    band = bisect_left(tariff.engine_bounds, motor.engine_cc)
+    band_label = tariff.band_labels[band]
     age = motor.vehicle_age_months
 
     if motor.agreed_value is not None:
@@ -73,11 +124,11 @@ def rate(risk: Mapping[str, Any], table: RateTable) -> Premium:
             round_cents(motor.agreed_value),
         )
     else:
-        depreciation = _first_at_least(tariff["depreciation"], age)["rate"]
+        depreciation, percent = tariff.depreciation[bisect_left(tariff.depreciation_ages, age)]
         idv = trace.add(
             "idv",
             "Insured declared value",
-            f"{_percent(depreciation)} depreciation, {age} months",
+            f"{percent} depreciation, {age} months",
             0,
             {
                 "vehicle_value": motor.vehicle_value,
@@ -87,11 +138,13 @@ def rate(risk: Mapping[str, Any], table: RateTable) -> Premium:
             round_cents(motor.vehicle_value * (1 - depreciation)),
         )
 
-    od_rate = _first_at_least(tariff["own_damage_rate_percent"][motor.zone], age)["rates"][band]
+    # The first age band the age does not exceed; past the last bound, the open band.
+    age_bounds, rates = tariff.own_damage[motor.zone]
+    od_rate = rates[bisect_left(age_bounds, age)][band]
     own_damage = trace.add(
         "own_damage",
         "Own damage",
-        f"{od_rate}% (zone {motor.zone}, {_band_label(bands, band)}, {age} months)",
+        f"{od_rate}% (zone {motor.zone}, {band_label}, {age} months)",
         1,
         {
             "idv": idv,
@@ -105,12 +158,13 @@ def rate(risk: Mapping[str, Any], table: RateTable) -> Premium:
 
     discount = _deductible_discount(trace, tariff, motor.voluntary_deductible, own_damage)
 
-    bonus_rate = _no_claim_bonus_rate(tariff["no_claim_bonus"], motor.claim_free_years)
+    # The highest level reached (years increasing); none below the first level.
+    bonus_rate, percent = tariff.bonus[bisect_right(tariff.bonus_years, motor.claim_free_years)]
     bonus_base = own_damage - discount
     bonus = trace.add(
         "no_claim_bonus",
         "No-claim bonus",
-        _percent(bonus_rate),
+        percent,
         -1,
         {
             "own_damage_less_discount": bonus_base,
@@ -120,13 +174,14 @@ def rate(risk: Mapping[str, Any], table: RateTable) -> Premium:
         round_cents(bonus_base * bonus_rate),
     )
 
+    amount, rounded = tariff.third_party[band]
     third_party = trace.add(
         "third_party",
         "Third party",
-        _band_label(bands, band),
+        band_label,
         1,
-        {"engine_cc": motor.engine_cc, "amount": tariff["third_party_by_engine_band"][band]},
-        round_cents(tariff["third_party_by_engine_band"][band]),
+        {"engine_cc": motor.engine_cc, "amount": amount},
+        rounded,
     )
 
     premium = trace.add(
@@ -142,27 +197,28 @@ def rate(risk: Mapping[str, Any], table: RateTable) -> Premium:
         },
         own_damage - discount - bonus + third_party,
     )
-    return Premium(premium=premium, currency=currency, trace=tuple(trace.steps))
+    return Premium(premium=premium, currency=tariff.currency, trace=tuple(trace.steps))
 
 
 # Checking a whole tariff costs more than rating one risk on it. A RateTable is frozen
 # and core never changes a table's data once stored, so the check of one table object
-# is remembered for as long as that object lives (the default tariff: always; a
-# tenant's table: while core keeps it, e.g. through a bulk re-rating).
-_checked: dict[int, tuple[weakref.ref[RateTable], dict[str, Any], str]] = {}
+# (and the lookups made from it) is remembered for as long as that object lives (the
+# default tariff: always; a tenant's table: while core keeps it, e.g. through a bulk
+# re-rating).
+_checked: dict[int, tuple[weakref.ref[RateTable], _Tariff]] = {}
 
 
-def _tariff(table: RateTable) -> tuple[dict[str, Any], str]:
+def _tariff(table: RateTable) -> _Tariff:
     """The table's data checked as an upload is (a stored table may have been edited,
-    or kept its decimals as strings), and its currency. A broken table says so rather
+    or kept its decimals as strings), with its currency. A broken table says so rather
     than rate."""
     key = id(table)
     remembered = _checked.get(key)
     if remembered is not None and remembered[0]() is table:
-        return remembered[1], remembered[2]
-    tariff, currency = _check(table)
-    _checked[key] = (weakref.ref(table, lambda _: _checked.pop(key, None)), tariff, currency)
-    return tariff, currency
+        return remembered[1]
+    tariff = _Tariff(*_check(table))
+    _checked[key] = (weakref.ref(table, lambda _: _checked.pop(key, None)), tariff)
+    return tariff
 
 
 def _check(table: RateTable) -> tuple[dict[str, Any], str]:
@@ -182,33 +238,23 @@ def _check(table: RateTable) -> tuple[dict[str, Any], str]:
 
 
 def _deductible_discount(
-    trace: _Trace, tariff: Mapping[str, Any], deductible: Decimal, own_damage: Decimal
+    trace: _Trace, tariff: _Tariff, deductible: Decimal, own_damage: Decimal
 ) -> Decimal:
     name, label = "voluntary_deductible_discount", "Voluntary deductible discount"
-    entry = next(
-        (e for e in tariff["voluntary_deductible_discount"] if e["deductible"] == deductible),
-        None,
-    )
+    entry = tariff.deductibles.get(deductible)
     if entry is None:  # no voluntary deductible (0): no discount
         inputs = {"own_damage": own_damage, "voluntary_deductible": deductible}
         return trace.add(name, label, "no voluntary deductible", -1, inputs, ZERO)
-    rate, cap = entry["rate"], entry["cap"]
+    rate, cap = entry.rate, entry.cap
     return trace.add(
         name,
         label,
-        f"{_percent(rate)} up to {plain(cap, grouping=True)}"
-        f" (deductible {plain(deductible, grouping=True)})",
+        entry.factor,
         -1,
         {"own_damage": own_damage, "voluntary_deductible": deductible, "rate": rate, "cap": cap},
         # Rounded first, then capped (PRODUCT.md step 3).
-        min(round_cents(own_damage * rate), round_cents(cap)),
+        min(round_cents(own_damage * rate), entry.rounded_cap),
     )
-
-
-def _first_at_least(bands: Sequence[Mapping[str, Any]], age: int) -> Mapping[str, Any]:
-    """The first age band whose `max_age_months` the age does not exceed (None: open).
-    The tariff check makes sure one does, below the agreed-value age."""
-    return next(b for b in bands if b["max_age_months"] is None or age <= b["max_age_months"])
 
 
 def _band_label(bands: Sequence[int | None], index: int) -> str:
@@ -220,12 +266,6 @@ def _band_label(bands: Sequence[int | None], index: int) -> str:
     if lower is None:
         return f"up to {upper}cc"
     return f"{lower + 1}-{upper}cc"
-
-
-def _no_claim_bonus_rate(levels: Sequence[Mapping[str, Any]], claim_free_years: int) -> Decimal:
-    """The rate of the highest level reached; none below the first level."""
-    reached = [level["rate"] for level in levels if claim_free_years >= level["claim_free_years"]]
-    return reached[-1] if reached else Decimal(0)
 
 
 def _percent(ratio: Decimal) -> str:

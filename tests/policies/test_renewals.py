@@ -9,12 +9,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from core import settings
 from core.db import db
-from core.policies import renewals
+from core.policies import renewals, rerating
 from core.policies.models import Policy, RenewalOffer
 from core.policies.rerating import RERATE_JOB
 from core.policies.terms import add_years
@@ -301,7 +302,12 @@ def test_an_endorsement_re_rates_the_open_offer(
 
 
 def test_bulk_re_rating_reports_the_book_and_refreshes_open_offers(
-    app: Flask, cover: Tenant, admin: Staff, agent: Staff, products: dict
+    app: Flask,
+    cover: Tenant,
+    admin: Staff,
+    agent: Staff,
+    products: dict,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     customer = new_customer(agent)
     start = plain_year_start()
@@ -330,7 +336,11 @@ def test_bulk_re_rating_reports_the_book_and_refreshes_open_offers(
             products[BOOK_LINE], date.today() + timedelta(days=1), table.id, user=user
         )
 
+    # Chunks of two: the offers of each chunk are found by its range of ids, the last
+    # chunk's (one policy) too.
+    monkeypatch.setattr(rerating, "CHUNK", 2)
     job = run_job(app, cover, RERATE_JOB, {"line_code": BOOK_LINE}, "bulk")
+    monkeypatch.undo()
 
     assert job.status == "finished", job.error
     assert (job.progress, job.total) == (3, 3)
