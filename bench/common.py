@@ -144,6 +144,12 @@ class Figures:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def spread(rates: list[float]) -> str:
+    """The rounds' rates in brief: lowest, median and highest."""
+    ordered = sorted(rates)
+    return f"{ordered[0]:.0f} / {ordered[len(ordered) // 2]:.0f} / {ordered[-1]:.0f}"
+
+
 def merged(figures: list[Figures]) -> Figures:
     return Figures([x for f in figures for x in f.latencies], sum(f.seconds for f in figures))
 

@@ -20,7 +20,7 @@
    current version, rate it, add the result, flush) timed on a sample of the same
    policies and scaled to the book. Target: bulk at least 20x faster.
 
-Run:  python bench/rating.py [--requests 500] [--rounds 4] [--policies 100000]
+Run:  python bench/rating.py [--requests 100] [--rounds 20] [--policies 100000]
       [--sample 2000] [--skip-quotes] [--skip-bulk]
 Database: BENCH_RATING_DATABASE_URL (a superuser URL), default
 postgresql://postgres@127.0.0.1:5432/powerbuyer_bench_rating, dropped and created
@@ -175,14 +175,14 @@ def measure_quotes(args: argparse.Namespace, customer_id: int) -> None:
         f"\nPOST a quote: {args.rounds} alternating rounds of {args.requests} requests,"
         f" after {args.warmup} warm-up requests ({machine()})"
     )
-    print(f"{'':5}| {'req/s':>6} | {'p50 ms':>6} | {'p95 ms':>6} | req/s of each round")
+    print(f"{'':5}| {'req/s':>6} | {'p50 ms':>6} | {'p95 ms':>6} | rounds: low / median / high")
     print("-" * 72)
     total = {name: merged(figures) for name, figures in runs.items()}
     for name, figures in runs.items():
         print(
             f"{name:5}| {total[name].rate:6.0f} | {total[name].percentile_ms(0.5):6.2f} |"
             f" {total[name].percentile_ms(0.95):6.2f} |"
-            f" {' '.join(f'{f.rate:.0f}' for f in figures)}"
+            f" {common.spread([f.rate for f in figures])}"
         )
     ratio = total["ours"].rate / total["bare"].rate
     print(f"\nquotes/s (ours) / inserts/s (bare) = {ratio:.3f}")
@@ -318,8 +318,9 @@ def measure_bulk(args: argparse.Namespace, customer_id: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=500, help="requests per round")
-    parser.add_argument("--rounds", type=int, default=4, help="rounds of each app")
+    # Many short rounds, as bench/auth.py: both apps under the same drift of the machine.
+    parser.add_argument("--requests", type=int, default=100, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds of each app")
     parser.add_argument("--warmup", type=int, default=100, help="warm-up requests per app")
     parser.add_argument("--policies", type=int, default=100_000, help="book to re-rate")
     parser.add_argument("--sample", type=int, default=2_000, help="policies the ORM loop rates")
