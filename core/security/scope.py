@@ -193,11 +193,9 @@ def get_or_404(
         raise TypeError(f"{model.__name__} has a composite primary key")
     subject = _subject(user)
     condition = visible_if if isinstance(visible_if, ColumnElement) else None
-    caller = _caller_key(subject) if condition is None else None
-    key = ("get", model, _RULES.get(model), caller, active_only, lock)
-    statement = _MEMO.get(key) if caller is not None else None
-    if statement is None:
-        statement = scoped(select(model).where(keys[0] == bindparam("pb_ident")), model, subject)
+
+    def build() -> Select[Any]:
+        statement = select(model).where(keys[0] == bindparam("pb_ident"))
         if active_only:
             statement = statement.where(model.is_active.is_(True))  # type: ignore[attr-defined]
         if condition is not None:
@@ -207,8 +205,12 @@ def get_or_404(
             statement = statement.with_for_update(of=model).execution_options(
                 populate_existing=True
             )
-        if caller is not None:
-            _remember(key, statement)
+        return statement
+
+    if condition is None:
+        statement = scoped_once(f"get:{active_only}:{lock}", build, model, subject)
+    else:
+        statement = scoped(build(), model, subject)
     found = db.session.scalars(statement, {"pb_ident": ident}).one_or_none()
     if found is None or (callable(visible_if) and not visible_if(found)):
         raise OutOfReach()
