@@ -13,8 +13,8 @@ Two WSGI apps, each served over HTTP/1.1 by werkzeug in a process of its own:
         agent's book), the audit hooks;
   bare  a bare Flask + Flask-SQLAlchemy app whose one view reads the same quote row by
         id, in one query, schema-qualified, connected as the database superuser (no
-        tenant role, no search_path), and answers the same JSON. Same driver and
-        engine options as ours (pool_pre_ping): checking pooled connections is
+        tenant role, no search_path), and answers the same JSON. Same driver,
+        engine options and check of pooled connections as ours: checking them is
         neither auth, tenant nor audit.
 
 Until 2026-11-28 the record was the user itself (`GET /api/v1/me`); once the process

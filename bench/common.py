@@ -44,19 +44,24 @@ def ours_config(database_url: str, redis_url: str, server_name: str) -> dict[str
 
 def bare_app(name: str, database_url: str) -> tuple[Any, Any]:
     """The baseline's start: a bare Flask app with Flask-SQLAlchemy on the bench
-    database, with the product's driver and engine options (pool_pre_ping): checking
-    pooled connections is no part of what the benches compare. (app, db)."""
+    database, with the product's driver, engine options and check of pooled connections
+    (core.db.check_connections_on_checkout): checking them is no part of what the
+    benches compare. (app, db)."""
     from flask import Flask
     from flask_sqlalchemy import SQLAlchemy
 
     from core.config import load_config
+    from core.db import check_connections_on_checkout
 
     app = Flask(name)
     app.config["SQLALCHEMY_DATABASE_URI"] = (
         make_url(database_url).set(drivername="postgresql+psycopg").render_as_string(False)
     )
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = load_config()["SQLALCHEMY_ENGINE_OPTIONS"]
-    return app, SQLAlchemy(app)
+    db = SQLAlchemy(app)
+    with app.app_context():
+        check_connections_on_checkout(db.engine)
+    return app, db
 
 
 def serve(app: Any) -> None:

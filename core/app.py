@@ -20,7 +20,7 @@ from redis import Redis
 
 from core import dbroles, embedded, logs
 from core.config import check_production, load_config
-from core.db import db, keep_prepared_statements
+from core.db import check_connections_on_checkout, db, keep_prepared_statements
 from core.notify import SecurityMailUtil
 from core.security import accounts, authz, throttle
 from core.security.datastore import TenantUserDatastore
@@ -78,6 +78,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         for engine in db.engines.values():
             keep_prepared_statements(engine)
+            check_connections_on_checkout(engine)
     app.session_interface = TenantSessionInterface()
     # CSRFProtect must be initialised before Security, which relies on it.
     csrf.init_app(app)

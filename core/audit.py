@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -205,6 +206,12 @@ def pii_columns(entity: str | None) -> frozenset[str]:
     """
     if not entity:
         return frozenset()
+    # A model declared later (a plugin's, a test's) adds a table, and so a new key.
+    return _pii_columns(entity, len(Base.metadata.tables))
+
+
+@lru_cache(maxsize=1024)
+def _pii_columns(entity: str, tables: int) -> frozenset[str]:
     keys: set[str] = set()
     for mapper in Base.registry.mappers:
         if entity not in (mapper.local_table.name, mapper.class_.__name__):
@@ -350,14 +357,22 @@ def record(
     session.info.setdefault(_PENDING, []).append(entry)
 
 
-# The entries of a transaction go in with its COMMIT, in one round trip: sent as one
-# psycopg pipeline (INSERT, COMMIT, Sync) from the connection's commit event, after
-# every flush. An entry the trigger refuses makes the commit fail, as before; psycopg
-# then finds the transaction already ended and sends no COMMIT of its own.
-_INSERT_SQL = (
-    "INSERT INTO audit_log (actor, actor_ip, request_id, action, entity, entity_id,"
-    " changes, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-)
+# The entries of a transaction go in with its COMMIT, in one round trip: one
+# simple-protocol message `INSERT ... VALUES (...), ...; COMMIT` sent from the
+# connection's commit event, after every flush. psycopg's client-side binding quotes
+# the values (ClientCursor: the simple protocol takes no parameters, and only it runs
+# two statements in one message). An entry the trigger refuses makes the commit fail,
+# as before: the server skips the COMMIT after the failed INSERT, and psycopg raises.
+_COLUMNS = "actor, actor_ip, request_id, action, entity, entity_id, changes, details"
+_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+_INSERT_SQL = f"INSERT INTO audit_log ({_COLUMNS}) VALUES {_ROW}"
+
+
+@lru_cache(maxsize=64)
+def _insert_and_commit(rows: int) -> bytes:
+    return f"INSERT INTO audit_log ({_COLUMNS}) VALUES {', '.join([_ROW] * rows)}; COMMIT".encode()
+
+
 _WITH_COMMIT: weakref.WeakKeyDictionary[Connection, list[dict[str, Any]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -404,10 +419,10 @@ def _insert_with_commit(connection: Connection) -> None:
     raw = connection.connection.dbapi_connection
     assert isinstance(raw, psycopg.Connection)
     rows = [_row(entry) for entry in pending]
+    query = _insert_and_commit(len(rows))
     try:
-        with raw.pipeline(), raw.cursor() as cursor:
-            cursor.executemany(_INSERT_SQL, rows)
-            raw.commit()
+        with psycopg.ClientCursor(raw) as cursor:
+            cursor.execute(query, [value for row in rows for value in row])
     except psycopg.Error as exc:
         raise DBAPIError.instance(_INSERT_SQL, rows, exc, psycopg.Error) from exc
 

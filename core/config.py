@@ -72,7 +72,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env == "production",
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pre-ping round trip: the pool looks at a connection's socket when handing it
+        # out (core.db.check_connections_on_checkout). Recycling bounds the age of one
+        # whose peer vanished silently, which no check short of a timeout notices.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         "WTF_CSRF_TIME_LIMIT": None,
         # Flask-Security (password login; MFA and tokens come with the identity issue).
         "SECURITY_PASSWORD_HASH": "argon2",

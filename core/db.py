@@ -14,11 +14,14 @@ between them.
 
 The application's connections are `KeepsPreparedConnection`s (`keep_prepared_statements`):
 psycopg's, except that rolling back a healthy transaction keeps the statements psycopg
-has prepared on the connection, as committing one does.
+has prepared on the connection, as committing one does. A pooled connection is checked
+before it is handed out by looking at its socket, not by a round trip
+(`check_connections_on_checkout`).
 """
 
 from __future__ import annotations
 
+import select
 from collections.abc import Callable
 from contextlib import suppress
 from functools import lru_cache
@@ -31,6 +34,7 @@ from psycopg import IsolationLevel, pq
 from psycopg import sql as pgsql
 from sqlalchemy import Engine, MetaData, event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 
 from core.tenancy import NoTenantError, Tenant, current_tenant
@@ -173,6 +177,47 @@ def keep_prepared_statements(engine: Engine) -> None:
     @event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> psycopg.Connection[Any]:
         return KeepsPreparedConnection.connect(*cargs, **cparams)
+
+
+def looks_alive(raw: Any) -> bool:
+    """Whether idle pooled connection `raw` can be handed out, judged without a round
+    trip: open, idle, and with nothing waiting on its socket.
+
+    An idle connection has nothing to read unless the server has written to it
+    unasked, and it does that when it ends the session (shutdown, restart,
+    pg_terminate_backend, idle_session_timeout: an error message, then EOF), so a
+    readable socket means a connection not to use. What no local check sees, a peer
+    gone silently (a firewall dropping the flow), a round-trip ping would not see
+    quickly either: it would wait for TCP to give up. `pool_recycle` bounds the age of
+    such a connection; a query failing on one invalidates the pool (SQLAlchemy's
+    disconnect handling) and the next request connects afresh.
+    """
+    if not isinstance(raw, psycopg.Connection):
+        return True  # no way to look; the first statement tells
+    pgconn = raw.pgconn
+    if (
+        raw.closed
+        or pgconn.status != pq.ConnStatus.OK
+        or pgconn.transaction_status != pq.TransactionStatus.IDLE
+    ):
+        return False
+    try:
+        readable, _, _ = select.select([pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    return not readable
+
+
+def check_connections_on_checkout(engine: Engine) -> None:
+    """Make `engine`'s pool discard a connection that does not `looks_alive` when it is
+    checked out, and hand out another (SQLAlchemy's pessimistic disconnect handling,
+    with the ping replaced by a look at the socket: no request pays a round trip for
+    it)."""
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if not looks_alive(dbapi_connection):
+            raise DisconnectionError("the pooled connection was closed by the server")
 
 
 @event.listens_for(TenantSession, "after_begin")

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, insert, select
 
 from core import audit
 from core.agents import queries as agent_queries
@@ -81,13 +81,49 @@ def _customer_statement() -> Select[tuple[int, int | None]]:
 def _customer_in_reach(customer_id: int, user: Any) -> _Customer:
     """The customer's id and agent if active and within reach, OutOfReach otherwise.
     A quote needs no more of the record, so none of it (personal data) is read."""
-    if not 0 < customer_id <= INT_MAX:
-        raise scope.OutOfReach()
     statement = scope.scoped_once("quotes.customer", _customer_statement, Customer, user)
     row = db.session.execute(statement, {"customer_id": customer_id}).one_or_none()
     if row is None:
         raise scope.OutOfReach()
     return _Customer(row.id, row.agent_id)
+
+
+# The quote's own values, bound as parameters of `_insert_statement`.
+_VALUES = (
+    "product_id",
+    "product_version_id",
+    "line_code",
+    "rate_table_version",
+    "start_date",
+    "risk",
+    "premium",
+    "currency",
+    "trace",
+    "status",
+    "created_by",
+    "updated_by",
+)
+
+
+def _insert_statement(customer_in_reach: ColumnElement[bool]) -> Select[tuple[Quote]]:
+    """`INSERT INTO quotes (...) SELECT <values> FROM customers WHERE <the customer,
+    active and in reach> RETURNING *`, as a statement loading the new Quote.
+
+    The check of the customer and the write are one statement: no second round trip,
+    and no window in which the customer could leave the caller's reach (or be
+    deactivated) between the two. No row returned: the customer is out of reach. The
+    quote's agent is the one named, or else the customer's own.
+    """
+    table = Quote.__table__
+    source = select(
+        Customer.id,
+        func.coalesce(bindparam("agent_id", type_=table.c.agent_id.type), Customer.agent_id),
+        *(bindparam(name, type_=table.c[name].type) for name in _VALUES),
+    ).where(
+        Customer.id == bindparam("customer_id"), Customer.is_active.is_(True), customer_in_reach
+    )
+    written = insert(table).from_select(["customer_id", "agent_id", *_VALUES], source)
+    return select(Quote).from_statement(written.returning(*table.c))
 
 
 def create_quote(
@@ -101,18 +137,24 @@ def create_quote(
 ) -> Quote:
     """Price `risk` of product `line_code` for the customer and store the quote.
     OutOfReach (404) for a customer outside the caller's reach; RatingRefused naming
-    every bad field otherwise, with nothing written."""
+    every bad field otherwise, with nothing written. An unreachable customer is
+    reported as such whatever else is wrong, so a refusal never says whether the
+    customer exists."""
     authorize("policies:create", user)
     if isinstance(customer_id, bool) or not isinstance(customer_id, int):
         raise RatingRefused({"customer_id": ["Must be a customer's id."]})
-    customer = _customer_in_reach(customer_id, user)
+    if not 0 < customer_id <= INT_MAX:
+        raise scope.OutOfReach()
     errors: Errors = {}
+    if agent_id is not None:
+        # Whether another agent may be named depends on the customer's own.
+        customer = _customer_in_reach(customer_id, user)
+        errors |= _agent_errors(agent_id, customer.agent_id, user)
     start: date | None = None
     try:
         start = check_start_date(start_date)
     except ValueError as exc:
         errors["start_date"] = [str(exc)]
-    errors |= _agent_errors(agent_id, customer.agent_id, user)
     rated = None
     try:
         # With no valid start date the risk is still checked, on today's version, so
@@ -121,26 +163,33 @@ def create_quote(
     except RatingRefused as refused:
         errors = refused.errors | errors  # our start_date message is the more precise one
     if errors:
+        if agent_id is None:
+            _customer_in_reach(customer_id, user)  # 404 comes before 422
         raise RatingRefused(errors)
     assert rated is not None and start is not None
+    actor = audit.current_actor()
+    values = {
+        "customer_id": customer_id,
+        "agent_id": agent_id,
+        "product_id": rated.product.id,
+        "product_version_id": rated.version.id,
+        "line_code": rated.product.line_code,
+        "rate_table_version": rated.rate_table.version,
+        "start_date": start,
+        "risk": rated.risk,
+        "premium": rated.premium,
+        "currency": rated.currency,
+        "trace": rated.trace,
+        "status": OPEN,
+        "created_by": actor,
+        "updated_by": actor,
+    }
+    statement = scope.built_once("quotes.insert", _insert_statement, Customer, user)
 
     def work() -> Quote:
-        quote = Quote(
-            customer_id=customer.id,
-            agent_id=agent_id if agent_id is not None else customer.agent_id,
-            product_id=rated.product.id,
-            product_version_id=rated.version.id,
-            line_code=rated.product.line_code,
-            rate_table_version=rated.rate_table.version,
-            start_date=start,
-            risk=rated.risk,
-            premium=rated.premium,
-            currency=rated.currency,
-            trace=rated.trace,
-            status=OPEN,
-        )
-        db.session.add(quote)
-        db.session.flush()
+        quote = db.session.scalars(statement, values).one_or_none()
+        if quote is None:
+            raise scope.OutOfReach()
         audit.record(
             "quotes.create",
             entity="quotes",

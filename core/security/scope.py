@@ -147,25 +147,33 @@ def scoped(statement: Select[Any], model: type, user: Any = None) -> Select[Any]
     return statement.where(visible(model, user))
 
 
-def scoped_once(
-    name: str, build: Callable[[], Select[Any]], model: type, user: Any = None
-) -> Select[Any]:
-    """`scoped(build(), model, user)`, built once per caller (`_caller_key`) and `name`.
+def built_once(
+    name: str, build: Callable[[ColumnElement[bool]], T], model: type, user: Any = None
+) -> T:
+    """`build(visible(model, user))`, built once per caller (`_caller_key`) and `name`.
 
     For a statement a request runs every time, with its values as bind parameters:
     building it and hashing it into SQLAlchemy's cache key then happen once, not on
-    every call (the key is memoized on the statement object).
+    every call (the key is memoized on the statement object). `build` receives the
+    reach condition and may put it anywhere (the WHERE of an INSERT's SELECT).
     """
     subject = _subject(user)
     caller = _caller_key(subject)
     if caller is None:
-        return scoped(build(), model, subject)
-    key = ("scoped", name, model, _RULES.get(model), caller)
-    statement = _MEMO.get(key)
-    if statement is None:
-        statement = scoped(build(), model, subject)
-        _remember(key, statement)
-    return statement
+        return build(visible(model, subject))
+    key = ("built", name, model, _RULES.get(model), caller)
+    built = _MEMO.get(key)
+    if built is None:
+        built = build(visible(model, subject))
+        _remember(key, built)
+    return built  # type: ignore[no-any-return]
+
+
+def scoped_once(
+    name: str, build: Callable[[], Select[Any]], model: type, user: Any = None
+) -> Select[Any]:
+    """`scoped(build(), model, user)`, built once per caller and `name` (`built_once`)."""
+    return built_once(name, lambda condition: build().where(condition), model, user)
 
 
 def get_or_404(
