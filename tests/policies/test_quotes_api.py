@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from core.customers.models import Customer
 from core.db import db
 from core.policies import quotes
 from core.policies.models import Quote
@@ -226,6 +227,50 @@ def test_quotes_are_reached_through_the_customers_book(
     foreign = q_agent.call("GET", "/quotes/1", headers={"Authorization": "Bearer x"})
     assert foreign.status_code == 401
     assert q_agent.call("GET", "/quotes/2000000000").status_code == 404
+
+
+def test_a_customer_out_of_reach_is_404_before_any_422_and_nothing_is_written(
+    app: Flask,
+    quoting: Tenant,
+    q_agent: Staff,
+    q_other_agent: Staff,
+    q_admin: Staff,
+    agent_customer: dict[str, Any],
+) -> None:
+    customer = agent_customer["id"]
+    before, entries = _quote_count(app, quoting), last_audit_id(app, quoting)
+    bad_risk = quote_body(customer, risk={"zone": "Q"})
+    # Out of the caller's book: 404 whatever else is wrong, so nothing says it exists.
+    assert _post(q_other_agent, bad_risk).status_code == 404
+    assert _post(q_other_agent, quote_body(customer)).status_code == 404
+    assert _post(q_agent, bad_risk).status_code == 422
+    # A deactivated customer cannot be quoted, even by someone whose reach is the
+    # whole brokerage.
+    with app.app_context(), tenant_context(quoting):
+        db.session.get(Customer, customer).is_active = False
+        db.session.commit()
+    try:
+        assert _post(q_agent, quote_body(customer)).status_code == 404
+        assert (
+            _post(q_admin, quote_body(customer, agent_id=q_other_agent.agent_id)).status_code == 404
+        )
+    finally:
+        with app.app_context(), tenant_context(quoting):
+            db.session.get(Customer, customer).is_active = True
+            db.session.commit()
+    assert _quote_count(app, quoting) == before
+    assert audit_entries(app, quoting, "quotes.create", entries) == []
+
+
+def test_a_quote_is_written_for_the_customers_agent_or_the_one_named(
+    app: Flask, q_agent: Staff, q_other_agent: Staff, q_admin: Staff, agent_customer: dict[str, Any]
+) -> None:
+    own = _post(q_admin, quote_body(agent_customer["id"]))
+    assert (own.status_code, own.json["agent_id"]) == (201, q_agent.agent_id)
+    named = _post(q_admin, quote_body(agent_customer["id"], agent_id=q_other_agent.agent_id))
+    assert (named.status_code, named.json["agent_id"]) == (201, q_other_agent.agent_id)
+    # What the answer says is what was stored.
+    assert q_admin.call("GET", f"/quotes/{named.json['id']}").json == named.json
 
 
 def test_a_customer_cannot_quote_or_read_products(
