@@ -166,7 +166,7 @@ def built_once(
     if built is None:
         built = build(visible(model, subject))
         _remember(key, built)
-    return built  # type: ignore[no-any-return]
+    return built
 
 
 def scoped_once(
