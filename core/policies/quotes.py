@@ -109,10 +109,10 @@ def _insert_statement(customer_in_reach: ColumnElement[bool]) -> Select[tuple[Qu
     """`INSERT INTO quotes (...) SELECT <values> FROM customers WHERE <the customer,
     active and in reach> RETURNING *`, as a statement loading the new Quote.
 
-    The check of the customer and the write are one statement: no second round trip,
-    and no window in which the customer could leave the caller's reach (or be
-    deactivated) between the two. No row returned: the customer is out of reach. The
-    quote's agent is the one named, or else the customer's own.
+    The check of the customer and the write are one statement, on one snapshot: no
+    second round trip, and no gap between the two in which the customer could leave
+    the caller's reach (or be deactivated). No row returned: the customer is out of
+    reach. The quote's agent is the one named, or else the customer's own.
     """
     table = Quote.__table__
     source = select(
