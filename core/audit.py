@@ -365,7 +365,6 @@ def record(
 # as before: the server skips the COMMIT after the failed INSERT, and psycopg raises.
 _COLUMNS = "actor, actor_ip, request_id, action, entity, entity_id, changes, details"
 _ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
-_INSERT_SQL = f"INSERT INTO audit_log ({_COLUMNS}) VALUES {_ROW}"
 
 
 @lru_cache(maxsize=64)
@@ -420,11 +419,13 @@ def _insert_with_commit(connection: Connection) -> None:
     assert isinstance(raw, psycopg.Connection)
     rows = [_row(entry) for entry in pending]
     query = _insert_and_commit(len(rows))
+    params = [value for row in rows for value in row]
     try:
         with psycopg.ClientCursor(raw) as cursor:
-            cursor.execute(query, [value for row in rows for value in row])
+            cursor.execute(query, params)
     except psycopg.Error as exc:
-        raise DBAPIError.instance(_INSERT_SQL, rows, exc, psycopg.Error) from exc
+        # The error names what was sent, as SQLAlchemy's own errors do.
+        raise DBAPIError.instance(query.decode(), params, exc, psycopg.Error) from exc
 
 
 @event.listens_for(Engine, "rollback")
