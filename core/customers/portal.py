@@ -33,6 +33,7 @@ from core.security.authz import authorize, has_permission
 from core.security.invitations import Invitation
 from core.security.models import Role, User
 from core.security.permissions import PORTAL
+from core.security.tokens import BearerUser
 from core.tenancy import require_tenant
 
 CUSTOMER_ROLE = "customer"
@@ -75,7 +76,7 @@ def _user_id(user: Any) -> int | None:
     """The id of a portal user (a User holding portal:access); None for anyone else,
     API clients included."""
     subject = current_user if user is None else user
-    if not isinstance(subject, User) or not has_permission(subject, PORTAL):
+    if not isinstance(subject, User | BearerUser) or not has_permission(subject, PORTAL):
         return None
     return subject.id
 

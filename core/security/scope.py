@@ -87,6 +87,9 @@ def _permissions(subject: Any) -> frozenset[str] | None:
     scopes = getattr(subject, "scopes", None)  # an API client's token
     if isinstance(scopes, frozenset):
         return scopes
+    held = getattr(subject, "permissions", None)  # a bearer user's (tokens.BearerUser)
+    if isinstance(held, frozenset):
+        return held
     roles = getattr(subject, "roles", None)  # a User (see User.has_permission)
     if roles is None:
         return None

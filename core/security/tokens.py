@@ -152,6 +152,73 @@ class ClientPrincipal:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class BearerRole:
+    """A role of a `BearerUser`: its name and permissions, as values."""
+
+    name: str
+    permissions: tuple[str, ...]
+
+    def get_permissions(self) -> set[str]:
+        return set(self.permissions)
+
+
+@dataclass(frozen=True, slots=True)
+class BearerUser:
+    """The current user of a request authenticated with a user's access token.
+
+    What every check and operation of an API request reads of its user (id, email,
+    roles and their permissions), as an immutable value, not a row: each process
+    remembers it per user until a user or role of the tenant changes (`_bearer_user`),
+    and hands the same value to every request. Nothing attaches it to a session, so a
+    request pays no copy into its session for it, and no request can change what the
+    next one sees. The few operations that need the row itself (none of the API's
+    today) load it by `id`.
+    """
+
+    id: int
+    email: str
+    active: bool
+    # `uniquifier_digest` of the user: what a token must carry to stand for them.
+    uniquifier_digest: str
+    roles: tuple[BearerRole, ...]
+    permissions: frozenset[str]
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+    @classmethod
+    def of(cls, user: User) -> BearerUser:
+        roles = tuple(BearerRole(role.name, tuple(_held(role.permissions))) for role in user.roles)
+        return cls(
+            id=user.id,
+            email=user.email,
+            active=bool(user.active),
+            uniquifier_digest=uniquifier_digest(user),
+            roles=roles,
+            permissions=frozenset(p for role in roles for p in role.permissions),
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return f"user:{self.id}"
+
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def has_role(self, role: object) -> bool:
+        name = getattr(role, "name", role)
+        return any(held.name == name for held in self.roles)
+
+
+def _held(permissions: object) -> list[str]:
+    # As User.has_permission reads the column: a list grants its entries; anything
+    # else (a str, which it never holds, or nothing) grants none.
+    return list(permissions) if isinstance(permissions, list | tuple | set | frozenset) else []
+
+
 class GrantRejected(Exception):
     """401: the credentials or refresh token cannot be accepted."""
 
@@ -499,13 +566,12 @@ def client_credentials_grant(
 def _user_with_roles() -> Select[tuple[User]]:
     """The user a token names, with its roles, in one statement.
 
-    Only the columns a bearer request needs are read: the checks below, the user's
-    id and email, and its roles for the permission checks. The rest of the row (the
+    Only the columns a `BearerUser` holds are read: the checks below, the user's id
+    and email, and its roles for the permission checks. The rest of the row (the
     password hash, second-factor secrets and codes, sign-in history) stays in the
-    database; an attribute among them that a view does read is loaded when first
-    read, in the same tenant-scoped transaction. Built once, at first use (building
-    it configures the mappers): SQLAlchemy then reuses its cache key and compiled form
-    instead of building and hashing a new statement on every request.
+    database. Built once, at first use (building it configures the mappers):
+    SQLAlchemy then reuses its cache key and compiled form instead of building and
+    hashing a new statement on every miss.
     """
     return (
         select(User)
@@ -517,38 +583,27 @@ def _user_with_roles() -> Select[tuple[User]]:
     )
 
 
-def _bearer_user(user_id: int) -> User | None:
-    """The user `user_id` with its roles, attached to this request's session.
+def _bearer_user(user_id: int) -> BearerUser | None:
+    """The user `user_id` with its roles, as this process last loaded it.
 
-    Every API request asks, and users change rarely: each process remembers a detached
-    copy of the user as loaded by `_user_with_roles` until a user or role of the tenant
-    is written (`users_generation`), and merges it into the request's session without a query
-    (`merge(load=False)`, SQLAlchemy's recipe for cached objects). What the copy does
-    not hold loads on first read, from the request's own transaction.
+    Every API request asks, and users change rarely: each process remembers the
+    `BearerUser` of a user until a user or role of the tenant is written
+    (`users_generation`); a miss reads the user and its roles in one statement
+    (`_user_with_roles`), in the request's tenant-scoped transaction.
     """
 
-    def load() -> User | None:
+    def load() -> BearerUser | None:
         found = (
             db.session.execute(_user_with_roles(), {"user_id": user_id})
             .unique()
             .scalar_one_or_none()
         )
-        if found is None:
-            return None
-        # The request keeps working on its own copy; the remembered one stays detached
-        # (its roles with it) and is never changed.
-        db.session.expunge(found)
-        for role in found.roles:
-            db.session.expunge(role)
-        return found
+        return None if found is None else BearerUser.of(found)
 
-    template = generations.remembered("bearer users").get(users_generation(), load, user_id)
-    if template is None:
-        return None
-    return db.session.merge(template, load=False)
+    return generations.remembered("bearer users").get(users_generation(), load, user_id)
 
 
-def principal_for(token: str) -> User | ClientPrincipal:
+def principal_for(token: str) -> BearerUser | ClientPrincipal:
     """Who a bearer token stands for on the current tenant's host, checked now."""
     claims = jwt.verify(token, require_tenant())
     kind, _, ident = str(claims["sub"]).partition(":")
@@ -556,7 +611,7 @@ def principal_for(token: str) -> User | ClientPrincipal:
         user = _bearer_user(int(ident))
         if user is None or not user.active:
             raise InvalidToken("the user is no longer active")
-        if not hmac.compare_digest(str(claims.get("fsu", "")), uniquifier_digest(user)):
+        if not hmac.compare_digest(str(claims.get("fsu", "")), user.uniquifier_digest):
             raise InvalidToken("the token was revoked")
         return user
     if kind == "client":

@@ -6,6 +6,7 @@ remembered too, and an expired one is refused all the same."""
 from __future__ import annotations
 
 import time
+from dataclasses import FrozenInstanceError
 
 import pytest
 from flask import Flask
@@ -14,7 +15,8 @@ from sqlalchemy import text
 
 from core import generations
 from core.db import db
-from core.security import jwt, throttle
+from core.security import jwt, throttle, tokens
+from core.security.models import User
 from core.tenancy import Tenant, tenant_context
 from tests.security.test_tokens import assert_invalid_token, make_user, me, user_tokens
 
@@ -88,3 +90,26 @@ def test_a_remembered_token_is_not_accepted_on_another_tenants_host(
     token = user_tokens(alpha_client, make_user(app, alpha))["access_token"]
     assert me(alpha_client, token).status_code == 200
     assert_invalid_token(me(beta_client, token))
+
+
+def test_a_bearer_user_is_one_immutable_value_shared_by_requests_and_kept_out_of_sessions(
+    app: Flask, alpha: Tenant, alpha_client
+) -> None:
+    """What makes sharing it safe: no request can change it, and no session holds it (a
+    row attached to one request's session would be another thread's to change)."""
+    user = make_user(app, alpha, roles=("agent",))
+    token = user_tokens(alpha_client, user)["access_token"]
+    with app.app_context(), tenant_context(alpha):
+        first = tokens.principal_for(token)
+        db.session.rollback()
+        second = tokens.principal_for(token)
+        assert second is first
+        assert isinstance(first, tokens.BearerUser)
+        assert not [row for row in db.session if isinstance(row, User)]
+        with pytest.raises(FrozenInstanceError):
+            first.active = False  # type: ignore[misc]
+        assert (first.id, first.email, first.get_id()) == (user.id, user.email, f"user:{user.id}")
+        assert first.has_role("agent") and not first.has_role("admin")
+        assert first.has_permission("customers:create")
+        assert not first.has_permission("settings:update")
+        db.session.rollback()

@@ -1,7 +1,8 @@
 """Bearer authentication for /api/v1: the only way in.
 
 Before each API view, the `Authorization: Bearer` token is verified and the user it
-stands for (a User, or a ClientPrincipal for API clients) becomes Flask-Login's
+stands for (a BearerUser for a user, a ClientPrincipal for an API client; both
+values, not rows: core.security.tokens) becomes Flask-Login's
 current user, so `@requires` guards API views exactly as it guards screens.
 
 A session cookie never authenticates an API call: the current user is set here for
