@@ -73,8 +73,8 @@ class PortalInvitation(AuditMixin, Base):
 
 
 def _user_id(user: Any) -> int | None:
-    """The id of a portal user (a User holding portal:access); None for anyone else,
-    API clients included."""
+    """The id of a portal user (a User, or a bearer request's BearerUser, holding
+    portal:access); None for anyone else, API clients included."""
     subject = current_user if user is None else user
     if not isinstance(subject, User | BearerUser) or not has_permission(subject, PORTAL):
         return None
