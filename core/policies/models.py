@@ -103,6 +103,10 @@ class Policy(AuditMixin, Base):
     """A bound or issued policy; its terms are in `versions`, the latest current."""
 
     __tablename__ = "policies"
+    # A policy changes state by UPDATE (issue, endorse, grace, lapse, cancel) and its
+    # answer and audit snapshot then read `updated_at`, which the database sets: fetch
+    # it with the UPDATE (RETURNING) instead of by a SELECT of its own afterwards.
+    __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
         UniqueConstraint("number"),
         UniqueConstraint("quote_id"),

@@ -8,9 +8,10 @@ import re
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from core import settings
 from core.db import db
@@ -92,6 +93,32 @@ def test_issue_numbers_the_policy_from_the_default_pattern_and_puts_it_in_force(
     twice = agent.call("POST", f"/policies/{policy['id']}/issue")
     assert twice.status_code == 409
     assert twice.json["detail"].startswith(f"Policy {issued_policy['number']} is in force")
+
+
+def test_issuing_takes_the_database_set_updated_at_from_its_update(
+    app: Flask, cover: Tenant, agent: Staff, products: dict
+) -> None:
+    """`updated_at` is set by the database: the UPDATE returns it (eager defaults),
+    instead of a SELECT of its own for the answer and the audit entry."""
+    customer = new_customer(agent)
+    policy = bound(agent, customer["id"])
+    with app.app_context():
+        engine = db.engine
+    sent: list[str] = []
+
+    def remember(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        answer = agent.call("POST", f"/policies/{policy['id']}/issue")
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+
+    assert answer.status_code == 200, answer.json
+    (update,) = [s for s in sent if s.startswith("UPDATE policies SET")]
+    assert "RETURNING policies.updated_at" in update
+    assert not [s for s in sent if s.startswith("SELECT policies.updated_at")]
 
 
 def test_the_tenants_number_pattern_is_honoured(
