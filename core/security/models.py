@@ -56,6 +56,15 @@ class User(Base, sqla.FsUserMixin):
                 return True
         return False
 
+    def held_permissions(self) -> frozenset[str]:
+        """Every permission `has_permission` grants, by the same rule."""
+        return frozenset(
+            permission
+            for role in self.roles
+            if role.permissions and not isinstance(role.permissions, str)
+            for permission in role.permissions
+        )
+
     def is_locked(self, form_error: list[str] | None = None) -> bool:
         from core.security import accounts
 

@@ -90,15 +90,8 @@ def _permissions(subject: Any) -> frozenset[str] | None:
     held = getattr(subject, "permissions", None)  # a bearer user's (tokens.BearerUser)
     if isinstance(held, frozenset):
         return held
-    roles = getattr(subject, "roles", None)  # a User (see User.has_permission)
-    if roles is None:
-        return None
-    return frozenset(
-        permission
-        for role in roles
-        if role.permissions and not isinstance(role.permissions, str)
-        for permission in role.permissions
-    )
+    held_permissions = getattr(subject, "held_permissions", None)  # a User
+    return held_permissions() if callable(held_permissions) else None
 
 
 def _caller_key(subject: Any) -> tuple[Any, ...] | None:

@@ -153,22 +153,11 @@ class ClientPrincipal:
 
 
 @dataclass(frozen=True, slots=True)
-class BearerRole:
-    """A role of a `BearerUser`: its name and permissions, as values."""
-
-    name: str
-    permissions: tuple[str, ...]
-
-    def get_permissions(self) -> set[str]:
-        return set(self.permissions)
-
-
-@dataclass(frozen=True, slots=True)
 class BearerUser:
     """The current user of a request authenticated with a user's access token.
 
     What every check and operation of an API request reads of its user (id, email,
-    roles and their permissions), as an immutable value, not a row: each process
+    role names and permissions), as an immutable value, not a row: each process
     remembers it per user until a user or role of the tenant changes (`_bearer_user`),
     and hands the same value to every request. Nothing attaches it to a session, so a
     request pays no copy into its session for it, and no request can change what the
@@ -181,21 +170,20 @@ class BearerUser:
     active: bool
     # `uniquifier_digest` of the user: what a token must carry to stand for them.
     uniquifier_digest: str
-    roles: tuple[BearerRole, ...]
+    role_names: frozenset[str]
     permissions: frozenset[str]
     is_authenticated: bool = True
     is_anonymous: bool = False
 
     @classmethod
     def of(cls, user: User) -> BearerUser:
-        roles = tuple(BearerRole(role.name, tuple(_held(role.permissions))) for role in user.roles)
         return cls(
             id=user.id,
             email=user.email,
             active=bool(user.active),
             uniquifier_digest=uniquifier_digest(user),
-            roles=roles,
-            permissions=frozenset(p for role in roles for p in role.permissions),
+            role_names=frozenset(role.name for role in user.roles),
+            permissions=user.held_permissions(),
         )
 
     @property
@@ -209,14 +197,7 @@ class BearerUser:
         return permission in self.permissions
 
     def has_role(self, role: object) -> bool:
-        name = getattr(role, "name", role)
-        return any(held.name == name for held in self.roles)
-
-
-def _held(permissions: object) -> list[str]:
-    # As User.has_permission reads the column: a list grants its entries; anything
-    # else (a str, which it never holds, or nothing) grants none.
-    return list(permissions) if isinstance(permissions, list | tuple | set | frozenset) else []
+        return getattr(role, "name", role) in self.role_names
 
 
 class GrantRejected(Exception):
