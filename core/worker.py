@@ -41,8 +41,34 @@ def worker_command(queues: str, burst: bool) -> None:
         rq_queues = [jobs.queue(name) for name in names]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--queues") from exc
-    worker = rq.Worker(rq_queues, connection=current_app.extensions["redis"])
+    worker = Worker(rq_queues, connection=current_app.extensions["redis"])
     worker.work(burst=burst, logging_level="INFO")
+
+
+class Worker(rq.Worker):
+    """RQ's worker, with a shutdown that does not wait out its pub/sub listener's poll.
+
+    RQ listens for commands (stop a job, shut down) on a thread that polls its pub/sub
+    connection for up to 60 s at a time, and stops it with `PubSubWorkerThread.stop()`,
+    which since redis-py 8.2 waits for the thread to end. A thread that has just read
+    the UNSUBSCRIBE reply and started its next poll then holds a burst run or a
+    SIGTERM's warm shutdown for a minute. Here the wait is bounded: a thread still
+    polling after it is a daemon, and its connection is left to it rather than
+    disconnected under its read.
+    """
+
+    STOP_WAIT_SECONDS = 1.0
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread
+        if thread is None or self.pubsub is None:
+            return
+        channel = self.pubsub_channel_name
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, channel)
+        self.pubsub.unsubscribe()
+        thread.stop(timeout=self.STOP_WAIT_SECONDS)
+        if not thread.is_alive():
+            self.pubsub.close()
 
 
 def _tick_seconds() -> float:
